@@ -1,0 +1,146 @@
+use std::any::Any;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use idse_protocol::{ErrorBody, StageConflict};
+use idse_store::StoreError;
+
+/// An answer other than 200: a status and two sentences, never internal error text.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: String,
+    pub conflicts: Option<Vec<StageConflict>>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: detail.into(),
+            conflicts: None,
+        }
+    }
+
+    pub fn bad_request(
+        code: &'static str,
+        message: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message, detail)
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The gateway failed to complete the request.",
+            "This is a fault of the gateway, not of your request; its log has the details under the request id in the x-request-id header.",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            success: false,
+            error: self.code.to_owned(),
+            message: self.message,
+            detail: self.detail,
+            conflicts: self.conflicts,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ProjectNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("No project has the id {id}."),
+                "Check the project_id (GET /sync/projects lists them), or push without project_id to create the project by name.",
+            ),
+            StoreError::SessionNotFound { project, session } => Self::new(
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                format!("Project {project} has no session `{session}`."),
+                "Pull without session_id to get the latest pushed session, or push that session first.",
+            ),
+            StoreError::TextNotFound { project, sha256 } => Self::new(
+                StatusCode::NOT_FOUND,
+                "text_not_found",
+                format!("Project {project} never held a text with hash {sha256}."),
+                "GET /sync/history/{id} lists the hashes the project has held.",
+            ),
+            StoreError::Conflict(conflicts) => {
+                let stages: Vec<&str> = conflicts.iter().map(|c| c.stage.as_str()).collect();
+                let mut error = Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!(
+                        "{} changed on the gateway since your last sync; nothing was pushed.",
+                        stages.join(", ")
+                    ),
+                    "Pull to merge the remote changes into your files, then push again. Pushing with force overwrites them (the replaced text stays in the history).",
+                );
+                error.conflicts = Some(conflicts);
+                error
+            }
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %source, "store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "The gateway's database cannot be reached right now; nothing was changed.",
+                    "Try again shortly. If it persists, check the database server the gateway is configured with (GET /sync/health).",
+                )
+            }
+            other => {
+                tracing::error!(error = ?other, "store failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// A panic in a handler becomes an ordinary 500; the payload goes to the log only.
+pub(crate) fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "handler panicked");
+    let mut response = ApiError::internal().into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}

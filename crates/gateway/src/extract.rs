@@ -1,0 +1,132 @@
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, AppState};
+
+/// A JSON body whose every failure is a sentence: too large, not UTF-8, not JSON, or a field of
+/// the wrong type (named by its path).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "The request body is larger than the gateway's limit of {}.",
+                        crate::input::human_bytes(state.limits.max_body_bytes)
+                    ),
+                    "Push fewer stages at a time, or ask the gateway's operator to raise --max-body-bytes.",
+                )
+            } else {
+                ApiError::bad_request(
+                    "unreadable_body",
+                    "The request body could not be read.",
+                    "Send the whole JSON body in one request.",
+                )
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body, turning every serde failure into a sentence that says what to fix.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::bad_request(
+            "invalid_encoding",
+            format!(
+                "The request body is not valid UTF-8 (bad byte at offset {}).",
+                e.valid_up_to()
+            ),
+            "Encode the JSON body, and every text in it, as UTF-8.",
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "The request body is empty.",
+            "Send a JSON object, e.g. {\"project_name\": \"demo\", \"artifacts\": {}}.",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request(
+                "invalid_field",
+                if path == "." {
+                    format!("The request body has the wrong shape: {inner}.")
+                } else {
+                    format!("The field `{path}` is wrong: {inner}.")
+                },
+                "Fix that field; DESIGN.md section 2 lists every field and its type.",
+            ),
+            _ => ApiError::bad_request(
+                "invalid_json",
+                format!(
+                    "The request body is not valid JSON (line {}, column {}).",
+                    inner.line(),
+                    inner.column()
+                ),
+                "Send a well-formed JSON object.",
+            ),
+        }
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_json",
+            "The request body has text after the JSON object.",
+            "Send exactly one JSON object.",
+        )
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idse_protocol::PushRequest;
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse_json::<PushRequest>(br#"{"project_name":"p","artifacts":{"intent_md":5}}"#)
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.message.contains("artifacts.intent_md"), "{}", e.message);
+    }
+
+    #[test]
+    fn syntax_errors_and_bad_bytes_are_distinguished() {
+        assert_eq!(
+            parse_json::<PushRequest>(b"{\"project_name\":")
+                .unwrap_err()
+                .code,
+            "invalid_json"
+        );
+        assert_eq!(
+            parse_json::<PushRequest>(b"  ").unwrap_err().code,
+            "invalid_json"
+        );
+        assert_eq!(
+            parse_json::<PushRequest>(b"{\"project_name\":\"\xff\"}")
+                .unwrap_err()
+                .code,
+            "invalid_encoding"
+        );
+        let missing = parse_json::<PushRequest>(b"{}").unwrap_err();
+        assert!(
+            missing.message.contains("project_name"),
+            "{}",
+            missing.message
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! The IDSE sync gateway: the HTTP protocol of DESIGN.md section 2, as thin axum handlers over
+//! an `idse_store::Store` (SQLite embedded, Postgres for teams).
+
+mod error;
+mod extract;
+mod input;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use idse_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use input::Limits;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The gateway's routes with request ids, tracing, body limits and panic recovery.
+pub fn app(store: Arc<dyn Store>, limits: Limits) -> Router {
+    let state = AppState { store, limits };
+    routes::router(state.clone())
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

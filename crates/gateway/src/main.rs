@@ -1,0 +1,163 @@
+//! `idse-gateway`: serves the IDSE sync protocol over SQLite (default, zero configuration) or
+//! Postgres / Supabase.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use idse_gateway::Limits;
+use idse_store::OpenOptions;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "idse-gateway", version, about = "The IDSE sync gateway")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "IDSE_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// `postgres://…` for Postgres / Supabase, or a SQLite file (`sqlite:PATH` or a path).
+    /// Also read from DATABASE_URL, then SUPABASE_DB_URL. Default: a SQLite file in the user's
+    /// data folder.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "IDSE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Largest text of one stage, in bytes.
+    #[arg(long, env = "IDSE_MAX_ARTIFACT_BYTES", default_value_t = 1024 * 1024)]
+    max_artifact_bytes: usize,
+    /// Database connections (Postgres) or readers (SQLite).
+    #[arg(long, default_value_t = 16)]
+    max_connections: u32,
+    /// SQLite: fsync on every commit, so a power cut loses nothing answered 200.
+    #[arg(long)]
+    sqlite_full_sync: bool,
+    /// Log lines as JSON objects instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn default_database() -> anyhow::Result<String> {
+    let dir: PathBuf = dirs::data_dir()
+        .context("while finding the user's data folder; pass --database instead")?
+        .join("idse");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("while creating the data folder {}", dir.display()))?;
+    Ok(dir.join("gateway.sqlite3").display().to_string())
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
+    if args.max_artifact_bytes > args.max_body_bytes {
+        bail!("--max-artifact-bytes must not exceed --max-body-bytes");
+    }
+    let database = match args
+        .database
+        .clone()
+        .or_else(|| std::env::var("SUPABASE_DB_URL").ok())
+    {
+        Some(url) if !url.trim().is_empty() => url,
+        _ => default_database()?,
+    };
+    let options = OpenOptions {
+        max_connections: args.max_connections,
+        sqlite_full_sync: args.sqlite_full_sync,
+        ..OpenOptions::default()
+    };
+    let store = idse_store::open(&database, &options)
+        .await
+        .with_context(|| format!("while opening the database {}", redact(&database)))?;
+    tracing::info!(store = store.kind(), database = %redact(&database), "store ready");
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "while binding {}; is another gateway running there?",
+                args.addr
+            )
+        })?;
+    let local = listener
+        .local_addr()
+        .context("while reading the bound address")?;
+    {
+        // The first stdout line is a contract: scripts read the port from it.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{local}").context("while writing to stdout")?;
+        out.flush().context("while writing to stdout")?;
+    }
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_artifact_bytes: args.max_artifact_bytes,
+    };
+    let app = idse_gateway::app(Arc::from(store), limits);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("while serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://idse:secret@db:5432/x"),
+            "postgres://idse:***@db:5432/x"
+        );
+        assert_eq!(redact("/tmp/a.sqlite3"), "/tmp/a.sqlite3");
+    }
+}

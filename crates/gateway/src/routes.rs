@@ -1,0 +1,239 @@
+//! The handlers: each parses, calls the store, and maps the answer.
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use idse_protocol::{
+    artifact_key_stage, HealthResponse, HistoryResponse, ProjectSummary, ProjectsResponse,
+    PullRequest, PullResponse, PushRequest, PushResponse, RevisionInfo, StatusResponse,
+    TextResponse,
+};
+use idse_store::{stage_states, PushOutcome};
+
+use crate::extract::JsonBody;
+use crate::input::{self, HistoryQuery};
+use crate::{ApiError, AppState};
+
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/sync/push", post(push))
+        .route("/sync/pull", post(pull))
+        .route("/sync/status/{id}", get(status))
+        .route("/sync/projects", get(projects))
+        .route("/sync/health", get(health))
+        .route("/sync/history/{id}", get(history))
+        .route("/sync/history/{id}/{sha256}", get(text_by_hash))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+fn push_message(name: &str, outcome: &PushOutcome) -> String {
+    let changed = outcome.changed.len();
+    match (outcome.created, changed) {
+        (true, _) => format!("Created project {name} with {changed} stage(s)."),
+        (false, 0) => format!("Project {name} already had these texts; nothing changed."),
+        (false, n) => format!("Pushed {n} changed stage(s) to project {name}."),
+    }
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn push(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    let input = input::push_input(req, &state.limits, None)?;
+    let synced_stages = input
+        .artifacts
+        .keys()
+        .map(|k| artifact_key_stage(k).to_owned())
+        .collect();
+    let name = input.project_name.clone();
+    let now = Utc::now();
+    let outcome = state.store.push(input, now).await?;
+    tracing::info!(project = %outcome.project_id, revision = outcome.revision, changed = outcome.changed.len(), "push accepted");
+    Ok(Json(PushResponse {
+        success: true,
+        project_id: outcome.project_id.to_string(),
+        message: push_message(&name, &outcome),
+        synced_stages,
+        timestamp: now,
+        revision: outcome.revision,
+        hashes: outcome.hashes,
+    }))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn pull(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PullRequest>,
+) -> Result<Json<PullResponse>, ApiError> {
+    let (id, session) = input::pull_input(&req)?;
+    let snap = state.store.pull(id, session.as_deref()).await?;
+    Ok(Json(PullResponse {
+        success: true,
+        project_id: snap.project_id.to_string(),
+        session_id: snap.session_id,
+        name: snap.name,
+        stack: snap.stack,
+        framework: snap.framework,
+        artifacts: snap.artifacts,
+        state_json: snap.state_json,
+        updated_at: snap.updated_at,
+        revision: snap.revision,
+        hashes: snap.hashes,
+    }))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let id = input::parse_project_id(&id)?;
+    let p = state.store.project(id).await?;
+    Ok(Json(StatusResponse {
+        project_id: p.id.to_string(),
+        project_name: p.name,
+        last_synced: p.last_synced,
+        created_at: p.created_at,
+        state: stage_states(p.state_json.as_ref()),
+        last_agent: p.last_agent,
+        session_id: p.last_session_id,
+        revision: p.revision,
+    }))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn projects(State(state): State<AppState>) -> Result<Json<ProjectsResponse>, ApiError> {
+    let projects: Vec<ProjectSummary> = state
+        .store
+        .projects()
+        .await?
+        .into_iter()
+        .map(|p| ProjectSummary {
+            id: p.id.to_string(),
+            name: p.name,
+            stack: p.stack,
+            framework: p.framework,
+            state_json: p.state_json,
+            updated_at: p.updated_at,
+            revision: p.revision,
+            last_agent: p.last_agent,
+            session_id: p.last_session_id,
+        })
+        .collect();
+    Ok(Json(ProjectsResponse {
+        success: true,
+        count: projects.len(),
+        projects,
+    }))
+}
+
+#[tracing::instrument(skip_all)]
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let probe = tokio::time::timeout(Duration::from_secs(2), state.store.health()).await;
+    let version = match probe {
+        Ok(Ok(version)) => Some(version),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("health check timed out");
+            None
+        }
+    };
+    let connected = version.is_some();
+    let body = HealthResponse {
+        status: if connected { "healthy" } else { "unhealthy" }.to_owned(),
+        database: state.store.kind().to_owned(),
+        database_connected: connected,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        database_version: version,
+    };
+    let code = if connected {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let id = input::parse_project_id(&id)?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            "The query string of this history request is not understood.",
+            "Use ?stage=spec&session_id=…&limit=50 (all optional; limit is a number from 1 to 1000).",
+        )
+    })?;
+    let filter = input::history_filter(query)?;
+    let revisions = state
+        .store
+        .history(id, &filter)
+        .await?
+        .into_iter()
+        .map(|r| RevisionInfo {
+            session_id: r.session_id,
+            stage: artifact_key_stage(&r.artifact).to_owned(),
+            revision: r.revision,
+            sha256: r.sha256,
+            bytes: r.bytes,
+            agent: r.agent,
+            author: r.author,
+            pushed_at: r.pushed_at,
+        })
+        .collect();
+    Ok(Json(HistoryResponse {
+        success: true,
+        project_id: id.to_string(),
+        revisions,
+    }))
+}
+
+#[tracing::instrument(skip_all, err)]
+async fn text_by_hash(
+    State(state): State<AppState>,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Json<TextResponse>, ApiError> {
+    let id = input::parse_project_id(&id)?;
+    let hash = input::parse_hash(&hash)?;
+    let text = state.store.text_by_hash(id, &hash).await?;
+    Ok(Json(TextResponse {
+        success: true,
+        project_id: id.to_string(),
+        sha256: hash,
+        text,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "There is no such route on this gateway.",
+        "The routes are POST /sync/push, POST /sync/pull, GET /sync/status/{id}, GET /sync/projects, GET /sync/health and GET /sync/history/{id}.",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This route does not take that HTTP method.",
+        "Push and pull are POST; status, projects, health and history are GET.",
+    )
+}

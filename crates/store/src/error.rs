@@ -1,0 +1,46 @@
+use idse_protocol::StageConflict;
+use uuid::Uuid;
+
+/// What can go wrong in a store; callers match on it to pick an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no project with id {0}")]
+    ProjectNotFound(Uuid),
+    #[error("project {project} has no session `{session}`")]
+    SessionNotFound { project: Uuid, session: String },
+    #[error("project {project} never held a text with hash {sha256}")]
+    TextNotFound { project: Uuid, sha256: String },
+    #[error("{} stage(s) changed remotely since the pushed base", .0.len())]
+    Conflict(Vec<StageConflict>),
+    #[error("the database cannot be reached")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database failed")]
+    Backend(#[source] sqlx::Error),
+    #[error("the database holds data this gateway cannot read: {0}")]
+    Corrupt(String),
+    #[error("the database schema could not be brought up to date")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let down = match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // Postgres: connection exceptions (08), operator intervention such as a shutdown
+            // (57P), insufficient resources (53).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+            }),
+            _ => false,
+        };
+        if down {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Backend(e)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The Agency copy of every IDSE project: one [`Store`] trait with a SQLite and a Postgres
+//! implementation, per-backend forward-only migrations, and the push rules (conflict check,
+//! history) that both implementations share.
+
+mod error;
+mod model;
+mod postgres;
+mod rules;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use rules::stage_states;
+pub use sqlite::SqliteStore;
+
+/// Everything the gateway needs from a database. Implementations keep the check and the write of
+/// a push in one transaction, so two pushes with the same base can never both win.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+
+    /// Round-trips to the database and returns its server version.
+    async fn health(&self) -> Result<String, StoreError>;
+
+    /// Applies a push, or refuses it whole with [`StoreError::Conflict`].
+    async fn push(&self, push: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError>;
+
+    /// The texts of one session (the latest pushed one when `session` is `None`).
+    async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError>;
+
+    async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError>;
+
+    /// Every project, most recently updated first.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+
+    /// Accepted changes, newest first.
+    async fn history(
+        &self,
+        project: Uuid,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<RevisionRecord>, StoreError>;
+
+    /// A text the project ever held, found by its SHA-256.
+    async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite:…` or a plain path for SQLite, `postgres://…` or
+/// `postgresql://…` for Postgres. Runs the migrations.
+pub async fn open(url: &str, options: &OpenOptions) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(PostgresStore::connect(url, options).await?))
+    } else {
+        Ok(Box::new(SqliteStore::open(url, options).await?))
+    }
+}
+
+/// Tuning knobs shared by both stores.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Connections to Postgres, or SQLite readers.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store counts as unavailable.
+    pub acquire_timeout: std::time::Duration,
+    /// SQLite only: fsync every commit (`FULL`) rather than at checkpoints (`NORMAL`, which still
+    /// survives a killed process; only a power cut can lose the last commits).
+    pub sqlite_full_sync: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(3),
+            sqlite_full_sync: false,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A validated push, ready for a store.
+#[derive(Debug, Clone, Default)]
+pub struct PushInput {
+    pub project_id: Option<Uuid>,
+    pub project_name: String,
+    pub stack: Option<String>,
+    pub framework: Option<String>,
+    pub session_id: String,
+    pub session_metadata: Option<Value>,
+    pub state_json: Option<Value>,
+    /// Artifact key (`intent_md`, or any other `*_md`) → text.
+    pub artifacts: BTreeMap<String, String>,
+    /// `None` for older clients: last writer wins, and the replaced text stays in the history.
+    pub base: Option<BTreeMap<String, String>>,
+    pub agent: Option<String>,
+    /// Who pushed (a token's name); `None` in open mode.
+    pub author: Option<String>,
+    pub force: bool,
+}
+
+impl PushInput {
+    /// The agent named by the push, else the one in `state_json.last_agent`.
+    pub fn effective_agent(&self) -> Option<String> {
+        self.agent.clone().or_else(|| {
+            self.state_json
+                .as_ref()
+                .and_then(|s| s.get("last_agent"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushOutcome {
+    pub project_id: Uuid,
+    pub created: bool,
+    pub revision: i64,
+    /// Artifact keys whose text changed with this push.
+    pub changed: Vec<String>,
+    /// Artifact key → hash of every text the session holds now.
+    pub hashes: BTreeMap<String, String>,
+}
+
+/// One session's texts, as pulled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub project_id: Uuid,
+    pub session_id: String,
+    pub name: String,
+    pub stack: Option<String>,
+    pub framework: Option<String>,
+    pub artifacts: BTreeMap<String, String>,
+    pub hashes: BTreeMap<String, String>,
+    pub state_json: Option<Value>,
+    pub updated_at: DateTime<Utc>,
+    pub revision: i64,
+}
+
+/// A row of `projects`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub stack: Option<String>,
+    pub framework: Option<String>,
+    pub state_json: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_synced: Option<DateTime<Utc>>,
+    pub last_agent: Option<String>,
+    pub last_session_id: Option<String>,
+    pub revision: i64,
+}
+
+/// One accepted change of one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRecord {
+    pub session_id: String,
+    pub artifact: String,
+    pub revision: i64,
+    pub sha256: String,
+    pub bytes: i64,
+    pub agent: Option<String>,
+    pub author: Option<String>,
+    pub pushed_at: DateTime<Utc>,
+}
+
+/// Narrows a history listing.
+#[derive(Debug, Clone)]
+pub struct HistoryFilter {
+    /// Artifact key, e.g. `spec_md`.
+    pub artifact: Option<String>,
+    pub session_id: Option<String>,
+    pub limit: i64,
+}
+
+impl Default for HistoryFilter {
+    fn default() -> Self {
+        Self {
+            artifact: None,
+            session_id: None,
+            limit: 200,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The push rules both stores share: which stages change, which conflict, and how the
+//! `projects` row mirrors the latest pushed session.
+
+use std::collections::BTreeMap;
+
+use idse_protocol::{artifact_key_stage, content_hash, Stage, StageConflict};
+use serde_json::Value;
+
+use crate::PushInput;
+
+/// A pushed text with its hash, computed before any lock is taken.
+#[derive(Debug)]
+pub(crate) struct Hashed<'a> {
+    pub key: &'a str,
+    pub text: &'a str,
+    pub hash: String,
+}
+
+pub(crate) fn hash_artifacts(input: &PushInput) -> Vec<Hashed<'_>> {
+    input
+        .artifacts
+        .iter()
+        .map(|(key, text)| Hashed {
+            key,
+            text,
+            hash: content_hash(text),
+        })
+        .collect()
+}
+
+/// A stage that would be overwritten although the pusher never saw its remote text.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingConflict {
+    pub key: String,
+    pub base_hash: Option<String>,
+    pub remote_hash: String,
+}
+
+impl PendingConflict {
+    pub fn with_text(self, remote_text: String) -> StageConflict {
+        StageConflict {
+            stage: artifact_key_stage(&self.key).to_owned(),
+            base_hash: self.base_hash,
+            remote_hash: self.remote_hash,
+            remote_text,
+        }
+    }
+}
+
+/// Decides a push against the session's current hashes (artifact key → hash).
+///
+/// Returns the texts that change, or every conflicting stage. A stage conflicts when the push
+/// carries a `base`, the remote text exists and differs from the pushed one, and the base is not
+/// the remote hash. Unchanged texts are no-ops, so re-pushing the same text never conflicts.
+pub(crate) fn plan_push<'a, 'h>(
+    current: &BTreeMap<String, String>,
+    hashed: &'h [Hashed<'a>],
+    input: &PushInput,
+) -> Result<Vec<&'h Hashed<'a>>, Vec<PendingConflict>> {
+    let mut changes = Vec::new();
+    let mut conflicts = Vec::new();
+    for pushed in hashed {
+        let remote = current.get(pushed.key);
+        if remote == Some(&pushed.hash) {
+            continue;
+        }
+        if let (Some(base), Some(remote), false) = (&input.base, remote, input.force) {
+            let base_hash = base.get(pushed.key);
+            if base_hash != Some(remote) {
+                conflicts.push(PendingConflict {
+                    key: pushed.key.to_owned(),
+                    base_hash: base_hash.cloned(),
+                    remote_hash: remote.clone(),
+                });
+                continue;
+            }
+        }
+        changes.push(pushed);
+    }
+    if conflicts.is_empty() {
+        Ok(changes)
+    } else {
+        Err(conflicts)
+    }
+}
+
+/// The `projects` columns a push sets so that the row mirrors the pushed session: every stage
+/// column when the push moved to another session, else only the stages it changed.
+pub(crate) fn mirror_columns(
+    session_texts: &BTreeMap<String, String>,
+    changed: &[&Hashed<'_>],
+    same_session: bool,
+) -> Vec<(&'static str, Option<String>)> {
+    Stage::ALL
+        .into_iter()
+        .filter(|stage| !same_session || changed.iter().any(|c| c.key == stage.artifact_key()))
+        .map(|stage| {
+            let key = stage.artifact_key();
+            (key, session_texts.get(key).cloned())
+        })
+        .collect()
+}
+
+/// Splits artifact key → (text, hash) into the two maps a pull answers with.
+pub(crate) fn split_texts(
+    texts: BTreeMap<String, (String, String)>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut artifacts = BTreeMap::new();
+    let mut hashes = BTreeMap::new();
+    for (key, (text, hash)) in texts {
+        hashes.insert(key.clone(), hash);
+        artifacts.insert(key, text);
+    }
+    (artifacts, hashes)
+}
+
+/// The stage statuses of a `session_state.json`, with `complete` read as `completed`.
+pub fn stage_states(state_json: Option<&Value>) -> BTreeMap<String, String> {
+    let Some(stages) = state_json
+        .and_then(|s| s.get("stages"))
+        .and_then(Value::as_object)
+    else {
+        return BTreeMap::new();
+    };
+    stages
+        .iter()
+        .filter_map(|(stage, status)| {
+            let status = status.as_str()?;
+            let status = if status == "complete" {
+                "completed"
+            } else {
+                status
+            };
+            Some((stage.clone(), status.to_owned()))
+        })
+        .collect()
+}
+
+/// The session a legacy row (written before sessions were stored) belongs to.
+pub(crate) fn legacy_session(state_json: Option<&Value>) -> String {
+    state_json
+        .and_then(|s| s.get("session_id"))
+        .and_then(Value::as_str)
+        .filter(|s| idse_protocol::validate_session_id(s).is_ok())
+        .unwrap_or(idse_protocol::BLUEPRINT_SESSION)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(artifacts: &[(&str, &str)], base: Option<&[(&str, &str)]>) -> PushInput {
+        PushInput {
+            project_name: "p".into(),
+            session_id: "s".into(),
+            artifacts: artifacts
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            base: base.map(|b| {
+                b.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect()
+            }),
+            ..PushInput::default()
+        }
+    }
+
+    fn current(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, text)| ((*k).to_owned(), content_hash(text)))
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_texts_are_skipped_and_new_ones_apply() {
+        let push = input(&[("intent_md", "same"), ("spec_md", "new")], None);
+        let hashed = hash_artifacts(&push);
+        let plan = plan_push(&current(&[("intent_md", "same")]), &hashed, &push).unwrap();
+        assert_eq!(plan.iter().map(|c| c.key).collect::<Vec<_>>(), ["spec_md"]);
+    }
+
+    #[test]
+    fn a_stale_base_conflicts_and_names_both_hashes() {
+        let stale = content_hash("old");
+        let push = input(&[("spec_md", "mine")], Some(&[("spec_md", &stale)]));
+        let hashed = hash_artifacts(&push);
+        let conflicts = plan_push(&current(&[("spec_md", "theirs")]), &hashed, &push).unwrap_err();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].base_hash.as_deref(), Some(stale.as_str()));
+        assert_eq!(conflicts[0].remote_hash, content_hash("theirs"));
+    }
+
+    #[test]
+    fn a_missing_base_for_an_existing_remote_text_conflicts() {
+        let push = input(&[("spec_md", "mine")], Some(&[]));
+        let hashed = hash_artifacts(&push);
+        assert!(plan_push(&current(&[("spec_md", "theirs")]), &hashed, &push).is_err());
+    }
+
+    #[test]
+    fn matching_base_force_and_old_clients_apply() {
+        let theirs = content_hash("theirs");
+        let push = input(&[("spec_md", "mine")], Some(&[("spec_md", &theirs)]));
+        let remote = current(&[("spec_md", "theirs")]);
+        assert_eq!(
+            plan_push(&remote, &hash_artifacts(&push), &push)
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let mut forced = input(&[("spec_md", "mine")], Some(&[]));
+        forced.force = true;
+        assert_eq!(
+            plan_push(&remote, &hash_artifacts(&forced), &forced)
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let old_client = input(&[("spec_md", "mine")], None);
+        let hashed = hash_artifacts(&old_client);
+        assert_eq!(plan_push(&remote, &hashed, &old_client).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn mirror_sets_only_changed_columns_within_a_session() {
+        let push = input(&[("spec_md", "x"), ("meta_md", "m")], None);
+        let hashed = hash_artifacts(&push);
+        let changed: Vec<_> = hashed.iter().collect();
+        let texts: BTreeMap<_, _> = [("spec_md".to_owned(), "x".to_owned())].into();
+        let same = mirror_columns(&texts, &changed, true);
+        assert_eq!(same, vec![("spec_md", Some("x".to_owned()))]);
+        let moved = mirror_columns(&texts, &changed, false);
+        assert_eq!(moved.len(), 7);
+        assert!(moved.contains(&("intent_md", None)));
+    }
+
+    #[test]
+    fn stage_states_normalise_complete() {
+        let state =
+            serde_json::json!({"stages": {"intent": "complete", "spec": "in_progress", "x": 3}});
+        let states = stage_states(Some(&state));
+        assert_eq!(states["intent"], "completed");
+        assert_eq!(states["spec"], "in_progress");
+        assert!(!states.contains_key("x"));
+        assert_eq!(
+            legacy_session(Some(&serde_json::json!({"session_id": "../x"}))),
+            "__blueprint__"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! The embedded store: one SQLite file in WAL mode, one writer connection (so pushes are
+//! serialised without busy retries) and a pool of readers.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::rules::{self, Hashed};
+use crate::{
+    HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
+    Store, StoreError,
+};
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const PROJECT_COLUMNS: &str = "id, name, stack, framework, state_json, created_at, updated_at, \
+     last_synced, last_agent, last_session_id, revision";
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
+    pub async fn open(location: &str, options: &OpenOptions) -> Result<Self, StoreError> {
+        let base = if location.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(location)?
+        } else {
+            SqliteConnectOptions::new().filename(location)
+        };
+        let connect = base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.sqlite_full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(
+                options
+                    .acquire_timeout
+                    .max(std::time::Duration::from_secs(10)),
+            )
+            .connect_with(connect.clone())
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.clamp(1, 8))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(m: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(m)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {m} is out of range")))
+}
+
+fn parse_json(text: Option<String>) -> Result<Option<Value>, StoreError> {
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
+}
+
+fn project_from_row(row: &SqliteRow) -> Result<ProjectRecord, StoreError> {
+    let id: String = row.try_get("id")?;
+    Ok(ProjectRecord {
+        id: Uuid::parse_str(&id)
+            .map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))?,
+        name: row.try_get("name")?,
+        stack: row.try_get("stack")?,
+        framework: row.try_get("framework")?,
+        state_json: parse_json(row.try_get("state_json")?)?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+        last_synced: row
+            .try_get::<Option<i64>, _>("last_synced")?
+            .map(from_micros)
+            .transpose()?,
+        last_agent: row.try_get("last_agent")?,
+        last_session_id: row.try_get("last_session_id")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+async fn select_project(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+) -> Result<Option<ProjectRecord>, StoreError> {
+    let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(project_from_row).transpose()
+}
+
+async fn session_texts(
+    conn: &mut SqliteConnection,
+    project: Uuid,
+    session: &str,
+) -> Result<BTreeMap<String, (String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT artifact, text, sha256 FROM documents WHERE project_id = ? AND session_id = ?",
+    )
+    .bind(project.to_string())
+    .bind(session)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("artifact")?,
+                (r.try_get("text")?, r.try_get("sha256")?),
+            ))
+        })
+        .collect()
+}
+
+async fn session_hashes(
+    conn: &mut SqliteConnection,
+    project: Uuid,
+    session: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT artifact, sha256 FROM documents WHERE project_id = ? AND session_id = ?",
+    )
+    .bind(project.to_string())
+    .bind(session)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("artifact")?, r.try_get("sha256")?)))
+        .collect()
+}
+
+impl SqliteStore {
+    async fn find_or_create(
+        conn: &mut SqliteConnection,
+        input: &PushInput,
+        now: DateTime<Utc>,
+    ) -> Result<(ProjectRecord, bool), StoreError> {
+        if let Some(id) = input.project_id {
+            let project = select_project(conn, id)
+                .await?
+                .ok_or(StoreError::ProjectNotFound(id))?;
+            return Ok((project, false));
+        }
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?");
+        if let Some(row) = sqlx::query(&sql)
+            .bind(&input.project_name)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            return Ok((project_from_row(&row)?, false));
+        }
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO projects (id, name, stack, framework, created_at, updated_at, revision) \
+             VALUES (?, ?, ?, ?, ?, ?, 0)",
+        )
+        .bind(id.to_string())
+        .bind(&input.project_name)
+        .bind(&input.stack)
+        .bind(&input.framework)
+        .bind(micros(now))
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+        let project = ProjectRecord {
+            id,
+            name: input.project_name.clone(),
+            stack: input.stack.clone(),
+            framework: input.framework.clone(),
+            state_json: None,
+            created_at: now,
+            updated_at: now,
+            last_synced: None,
+            last_agent: None,
+            last_session_id: None,
+            revision: 0,
+        };
+        Ok((project, true))
+    }
+
+    async fn apply(
+        conn: &mut SqliteConnection,
+        project: &ProjectRecord,
+        input: &PushInput,
+        changes: &[&Hashed<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let id = project.id.to_string();
+        let revision = project.revision + i64::from(!changes.is_empty());
+        let agent = input.effective_agent();
+        for change in changes {
+            sqlx::query(
+                "INSERT INTO documents (project_id, session_id, artifact, text, sha256, revision, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (project_id, session_id, artifact) DO UPDATE SET \
+                 text = excluded.text, sha256 = excluded.sha256, revision = excluded.revision, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(&id)
+            .bind(&input.session_id)
+            .bind(change.key)
+            .bind(change.text)
+            .bind(&change.hash)
+            .bind(revision)
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(&input.session_id)
+            .bind(change.key)
+            .bind(revision)
+            .bind(&change.hash)
+            .bind(change.text)
+            .bind(&agent)
+            .bind(&input.author)
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?;
+        }
+        let state = input.state_json.as_ref().map(Value::to_string);
+        let metadata = input.session_metadata.as_ref().map(Value::to_string);
+        sqlx::query(
+            "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (project_id, session_id) DO UPDATE SET \
+             state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
+             session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&id)
+        .bind(&input.session_id)
+        .bind(&state)
+        .bind(&metadata)
+        .bind(micros(now))
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await?;
+
+        let same_session = project.last_session_id.as_deref() == Some(input.session_id.as_str());
+        let texts: BTreeMap<String, String> = if same_session {
+            changes
+                .iter()
+                .map(|c| (c.key.to_owned(), c.text.to_owned()))
+                .collect()
+        } else {
+            session_texts(conn, project.id, &input.session_id)
+                .await?
+                .into_iter()
+                .map(|(k, (text, _))| (k, text))
+                .collect()
+        };
+        let mut update = QueryBuilder::new("UPDATE projects SET updated_at = ");
+        update.push_bind(micros(now));
+        update.push(", last_synced = ").push_bind(micros(now));
+        update.push(", revision = ").push_bind(revision);
+        update
+            .push(", last_session_id = ")
+            .push_bind(&input.session_id);
+        if let Some(stack) = &input.stack {
+            update.push(", stack = ").push_bind(stack);
+        }
+        if let Some(framework) = &input.framework {
+            update.push(", framework = ").push_bind(framework);
+        }
+        if let Some(state) = &state {
+            update.push(", state_json = ").push_bind(state);
+        }
+        if let Some(agent) = &agent {
+            update.push(", last_agent = ").push_bind(agent);
+        }
+        for (column, text) in rules::mirror_columns(&texts, changes, same_session) {
+            update.push(format_args!(", {column} = ")).push_bind(text);
+        }
+        update.push(" WHERE id = ").push_bind(&id);
+        update.build().execute(&mut *conn).await?;
+        Ok(revision)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn health(&self) -> Result<String, StoreError> {
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(version)
+    }
+
+    async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
+        let hashed = rules::hash_artifacts(&input);
+        let mut tx = self.writer.begin().await?;
+        let (project, created) = Self::find_or_create(&mut tx, &input, now).await?;
+        let current = session_hashes(&mut tx, project.id, &input.session_id).await?;
+        let changes = match rules::plan_push(&current, &hashed, &input) {
+            Ok(changes) => changes,
+            Err(pending) => {
+                let texts = session_texts(&mut tx, project.id, &input.session_id).await?;
+                let conflicts = pending
+                    .into_iter()
+                    .map(|c| {
+                        let text = texts
+                            .get(&c.key)
+                            .map(|(t, _)| t.clone())
+                            .unwrap_or_default();
+                        c.with_text(text)
+                    })
+                    .collect();
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(conflicts));
+            }
+        };
+        let revision = Self::apply(&mut tx, &project, &input, &changes, now).await?;
+        tx.commit().await?;
+        let mut hashes = current;
+        for change in &changes {
+            hashes.insert(change.key.to_owned(), change.hash.clone());
+        }
+        Ok(PushOutcome {
+            project_id: project.id,
+            created,
+            revision,
+            changed: changes.iter().map(|c| c.key.to_owned()).collect(),
+            hashes,
+        })
+    }
+
+    async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {
+        // One read transaction, so the texts and the revision belong to the same moment.
+        let mut conn = self.reader.begin().await?;
+        let record = select_project(&mut conn, project)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project))?;
+        let session_id = session
+            .map(str::to_owned)
+            .or_else(|| record.last_session_id.clone())
+            .unwrap_or_else(|| idse_protocol::BLUEPRINT_SESSION.to_owned());
+        let session_row = sqlx::query(
+            "SELECT state_json, updated_at FROM project_sessions WHERE project_id = ? AND session_id = ?",
+        )
+        .bind(project.to_string())
+        .bind(&session_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let texts = session_texts(&mut conn, project, &session_id).await?;
+        let (state_json, updated_at) = match &session_row {
+            Some(row) => (
+                parse_json(row.try_get("state_json")?)?,
+                from_micros(row.try_get("updated_at")?)?,
+            ),
+            None if session.is_some() => {
+                return Err(StoreError::SessionNotFound {
+                    project,
+                    session: session_id,
+                })
+            }
+            None => (record.state_json.clone(), record.updated_at),
+        };
+        let (artifacts, hashes) = rules::split_texts(texts);
+        let snapshot = Snapshot {
+            project_id: project,
+            session_id,
+            name: record.name,
+            stack: record.stack,
+            framework: record.framework,
+            artifacts,
+            hashes,
+            state_json: state_json.or(record.state_json),
+            updated_at,
+            revision: record.revision,
+        };
+        conn.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        select_project(&mut conn, project)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project))
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY updated_at DESC, name");
+        let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn history(
+        &self,
+        project: Uuid,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<RevisionRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        select_project(&mut conn, project)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project))?;
+        let rows = sqlx::query(
+            "SELECT session_id, artifact, revision, sha256, length(CAST(text AS BLOB)) AS bytes, agent, author, pushed_at \
+             FROM revisions WHERE project_id = ?1 \
+             AND (?2 IS NULL OR artifact = ?2) AND (?3 IS NULL OR session_id = ?3) \
+             ORDER BY id DESC LIMIT ?4",
+        )
+        .bind(project.to_string())
+        .bind(&filter.artifact)
+        .bind(&filter.session_id)
+        .bind(filter.limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevisionRecord {
+                    session_id: r.try_get("session_id")?,
+                    artifact: r.try_get("artifact")?,
+                    revision: r.try_get("revision")?,
+                    sha256: r.try_get("sha256")?,
+                    bytes: r.try_get("bytes")?,
+                    agent: r.try_get("agent")?,
+                    author: r.try_get("author")?,
+                    pushed_at: from_micros(r.try_get("pushed_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        select_project(&mut conn, project)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project))?;
+        sqlx::query_scalar("SELECT text FROM revisions WHERE project_id = ? AND sha256 = ? LIMIT 1")
+            .bind(project.to_string())
+            .bind(sha256)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::TextNotFound {
+                project,
+                sha256: sha256.to_owned(),
+            })
+    }
+}

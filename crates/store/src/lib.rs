@@ -7,6 +7,8 @@ mod model;
 mod postgres;
 mod rules;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,0 +1,126 @@
+//! Migrations only add: a team's existing `projects` table keeps its rows and columns, and
+//! opening a store twice changes nothing.
+#![allow(clippy::unwrap_used)]
+
+use chrono::Utc;
+use idse_protocol::content_hash;
+use idse_store::testing;
+use idse_store::{OpenOptions, PostgresStore, PushInput, SqliteStore, Store, StoreError};
+use sqlx::Row;
+
+const SEED: &str = "CREATE TABLE projects (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT NOT NULL, stack TEXT, constraints TEXT,
+  intent_md TEXT, context_md TEXT, spec_md TEXT, plan_md TEXT, tasks_md TEXT, feedback_md TEXT,
+  state_json JSONB, created_at TIMESTAMPTZ DEFAULT NOW(), updated_at TIMESTAMPTZ DEFAULT NOW())";
+
+#[tokio::test]
+async fn a_seeded_supabase_table_is_adopted_without_loss() {
+    let Some(url) = testing::postgres_database().await else {
+        return;
+    };
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(SEED).execute(&raw).await.unwrap();
+    let legacy_id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO projects (name, stack, constraints, intent_md, spec_md, state_json) \
+         VALUES ('legacy', 'python', 'keep me', '# Old intent', '# Old spec', \
+         '{\"stages\": {\"intent\": \"complete\"}, \"session_id\": \"session-1\"}') RETURNING id",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    // A duplicate name: the unique index cannot be built, and the gateway must still start.
+    sqlx::query("INSERT INTO projects (name) VALUES ('dup'), ('dup')")
+        .execute(&raw)
+        .await
+        .unwrap();
+
+    let store = PostgresStore::connect(&url, &OpenOptions::default()).await.unwrap();
+    let again = PostgresStore::connect(&url, &OpenOptions::default()).await.unwrap();
+    assert_eq!(store.projects().await.unwrap().len(), 3);
+    assert_eq!(again.projects().await.unwrap().len(), 3);
+
+    let pulled = store.pull(legacy_id, None).await.unwrap();
+    assert_eq!(pulled.session_id, "session-1");
+    assert_eq!(pulled.artifacts["intent_md"], "# Old intent");
+    assert_eq!(pulled.hashes["spec_md"], content_hash("# Old spec"));
+    let status = store.project(legacy_id).await.unwrap();
+    assert_eq!(idse_store::stage_states(status.state_json.as_ref())["intent"], "completed");
+
+    // A push on a stale base conflicts with the legacy text; on the right base it lands.
+    let mut stale = PushInput {
+        project_id: Some(legacy_id),
+        project_name: "legacy".into(),
+        session_id: "session-1".into(),
+        artifacts: [("spec_md".to_owned(), "# New spec".to_owned())].into(),
+        base: Some([("spec_md".to_owned(), content_hash("something else"))].into()),
+        ..PushInput::default()
+    };
+    let err = store.push(stale.clone(), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref c) if c[0].remote_text == "# Old spec"));
+    stale.base = Some(pulled.hashes.clone());
+    let out = store.push(stale, Utc::now()).await.unwrap();
+    assert_eq!(out.revision, 1);
+    assert_eq!(
+        store.text_by_hash(legacy_id, &content_hash("# Old spec")).await.unwrap(),
+        "# Old spec",
+        "the replaced legacy text is in the history"
+    );
+
+    // The seed's own columns still hold the latest session, and untouched ones are unchanged.
+    let row = sqlx::query("SELECT constraints, spec_md, intent_md, stack FROM projects WHERE id = $1")
+        .bind(legacy_id)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("constraints"), "keep me");
+    assert_eq!(row.get::<String, _>("spec_md"), "# New spec");
+    assert_eq!(row.get::<String, _>("intent_md"), "# Old intent");
+    assert_eq!(row.get::<String, _>("stack"), "python");
+}
+
+#[tokio::test]
+async fn the_projects_row_mirrors_the_latest_session() {
+    let Some(fixture) = testing::postgres().await else {
+        return;
+    };
+    let push = |session: &str, text: &str| PushInput {
+        project_name: "mirror".into(),
+        session_id: session.into(),
+        artifacts: [("plan_md".to_owned(), text.to_owned())].into(),
+        ..PushInput::default()
+    };
+    let mut first = push("__blueprint__", "blueprint plan");
+    first.artifacts.insert("tasks_md".into(), "blueprint tasks".into());
+    let out = fixture.store.push(first, Utc::now()).await.unwrap();
+    fixture.store.push(push("session-2", "session plan"), Utc::now()).await.unwrap();
+    let raw = sqlx::PgPool::connect(&fixture.url).await.unwrap();
+    let row = sqlx::query("SELECT plan_md, tasks_md FROM projects WHERE id = $1")
+        .bind(out.project_id)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("plan_md"), "session plan");
+    assert_eq!(row.get::<Option<String>, _>("tasks_md"), None, "session-2 has no tasks");
+}
+
+#[tokio::test]
+async fn reopening_sqlite_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite3").display().to_string();
+    let first = SqliteStore::open(&path, &OpenOptions::default()).await.unwrap();
+    let out = first
+        .push(
+            PushInput {
+                project_name: "keep".into(),
+                session_id: "__blueprint__".into(),
+                artifacts: [("intent_md".to_owned(), "kept".to_owned())].into(),
+                ..PushInput::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    drop(first);
+    let second = SqliteStore::open(&path, &OpenOptions::default()).await.unwrap();
+    assert_eq!(second.pull(out.project_id, None).await.unwrap().artifacts["intent_md"], "kept");
+}

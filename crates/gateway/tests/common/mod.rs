@@ -1,0 +1,116 @@
+//! A real gateway on 127.0.0.1:0 over a fresh store, and a client for it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use idse_gateway::Limits;
+pub use idse_store::testing::Backend;
+use idse_store::testing::{self, TestStore};
+use idse_store::Store;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub struct TestGateway {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub fixture: Option<TestStore>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Serves `store` on a free loopback port.
+pub async fn serve(store: Arc<dyn Store>, limits: Limits) -> TestGateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = idse_gateway::app(store, limits);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestGateway {
+        url: format!("http://{addr}"),
+        addr,
+        http: reqwest::Client::new(),
+        fixture: None,
+        server,
+    }
+}
+
+/// A gateway over a fresh store of `backend`; `None` where Postgres is not configured (outside CI).
+pub async fn gateway(backend: Backend, limits: Limits) -> Option<TestGateway> {
+    let fixture = testing::open(backend).await?;
+    let mut gw = serve(fixture.store.clone(), limits).await;
+    gw.fixture = Some(fixture);
+    Some(gw)
+}
+
+impl TestGateway {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+}
+
+/// Declares each listed async fn(&TestGateway) as a test on SQLite and on Postgres.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let gw = super::common::gateway(super::common::Backend::Sqlite, Default::default()).await.unwrap();
+                    super::$name(&gw).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(gw) = super::common::gateway(super::common::Backend::Postgres, Default::default()).await else {
+                        return;
+                    };
+                    super::$name(&gw).await;
+                }
+            )*
+        }
+    };
+}

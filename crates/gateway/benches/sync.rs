@@ -1,1 +1,246 @@
-fn main() {}
+//! Push and pull latency and throughput of a real `idse-gateway` process on loopback, on SQLite
+//! and (with IDSE_TEST_POSTGRES_URL set to an admin URL) on Postgres.
+//!
+//! `cargo bench -p idse-gateway --bench sync` — prints p50/p99 latency and requests/s for a
+//! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients. Each client owns a
+//! project and pushes with base hashes, as the IDSE client does. `IDSE_BENCH_SCALE=0.2` shortens it.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const STAGES: [&str; 7] = [
+    "intent_md",
+    "context_md",
+    "spec_md",
+    "plan_md",
+    "tasks_md",
+    "implementation_md",
+    "feedback_md",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    /// All seven texts sent, one of them changed (the usual edit).
+    PushOneChanged,
+    /// All seven texts sent and changed.
+    PushAllChanged,
+    Pull,
+}
+
+fn text(stage: &str, client: usize, version: u64) -> String {
+    let mut s = format!("# {stage} of client {client}, version {version}\n\n");
+    let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
+    while s.len() < 10 * 1024 {
+        s.push_str(line);
+    }
+    s.truncate(10 * 1024);
+    s
+}
+
+async fn start(args: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    (child, url)
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    id: usize,
+    project_id: String,
+    hashes: Value,
+    version: u64,
+    texts: Vec<String>,
+}
+
+impl Client {
+    async fn new(url: &str, id: usize, run: &str) -> Self {
+        let http = reqwest::Client::new();
+        let texts: Vec<String> = STAGES.iter().map(|s| text(s, id, 0)).collect();
+        let artifacts: serde_json::Map<String, Value> = STAGES
+            .iter()
+            .zip(&texts)
+            .map(|(k, t)| ((*k).to_owned(), Value::String(t.clone())))
+            .collect();
+        let res: Value = http
+            .post(format!("{url}/sync/push"))
+            .json(&json!({"project_name": format!("bench-{run}-{id}"), "artifacts": artifacts}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            http,
+            url: url.to_owned(),
+            id,
+            project_id: res["project_id"].as_str().unwrap().to_owned(),
+            hashes: res["hashes"].clone(),
+            version: 0,
+            texts,
+        }
+    }
+
+    async fn once(&mut self, op: Op) {
+        let res = match op {
+            Op::Pull => self
+                .http
+                .post(format!("{}/sync/pull", self.url))
+                .json(&json!({"project_id": self.project_id}))
+                .send()
+                .await
+                .unwrap(),
+            Op::PushOneChanged | Op::PushAllChanged => {
+                self.version += 1;
+                let changed = if op == Op::PushAllChanged {
+                    0..7
+                } else {
+                    let i = (self.version % 7) as usize;
+                    i..i + 1
+                };
+                for i in changed {
+                    self.texts[i] = text(STAGES[i], self.id, self.version);
+                }
+                let artifacts: serde_json::Map<String, Value> = STAGES
+                    .iter()
+                    .zip(&self.texts)
+                    .map(|(k, t)| ((*k).to_owned(), Value::String(t.clone())))
+                    .collect();
+                self.http
+                    .post(format!("{}/sync/push", self.url))
+                    .json(&json!({"project_id": self.project_id, "project_name": "x",
+                                  "artifacts": artifacts, "base": self.hashes}))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        if op != Op::Pull {
+            self.hashes = body["hashes"].clone();
+        }
+    }
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+}
+
+async fn measure(url: &str, op: Op, clients: usize, per_client: usize, run: &str) -> Figures {
+    let mut set = Vec::new();
+    for c in 0..clients {
+        set.push(Client::new(url, c, run).await);
+    }
+    for c in &mut set {
+        for _ in 0..10 {
+            c.once(op).await;
+        }
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = set
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let t = Instant::now();
+                    c.once(op).await;
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let wall = started.elapsed();
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Figures {
+        p50: pick(0.50),
+        p99: pick(0.99),
+        per_sec: all.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let scale: f64 = std::env::var("IDSE_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let n = |x: usize| ((x as f64 * scale) as usize).max(20);
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores: Vec<(String, Vec<String>)> = vec![
+        (
+            "sqlite".into(),
+            vec![
+                "--database".into(),
+                dir.path().join("normal.sqlite3").display().to_string(),
+            ],
+        ),
+        (
+            "sqlite (full sync)".into(),
+            vec![
+                "--database".into(),
+                dir.path().join("full.sqlite3").display().to_string(),
+                "--sqlite-full-sync".into(),
+            ],
+        ),
+    ];
+    if std::env::var_os("IDSE_TEST_POSTGRES_URL").is_none() {
+        eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
+    } else if let Some(url) = idse_store::testing::postgres_database().await {
+        stores.push(("postgres".into(), vec!["--database".into(), url]));
+    }
+    println!(
+        "7 stages x 10 KiB; latency in ms; {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| store | operation | clients | p50 ms | p99 ms | req/s |");
+    println!("|---|---|---|---|---|---|");
+    for (label, args) in stores {
+        let (_child, url) = start(&args).await;
+        for (op, name) in [
+            (Op::PushOneChanged, "push (1 of 7 changed)"),
+            (Op::PushAllChanged, "push (7 of 7 changed)"),
+            (Op::Pull, "pull"),
+        ] {
+            for clients in [1usize, 16] {
+                let per_client = if clients == 1 { n(2000) } else { n(250) };
+                let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
+                let f = measure(&url, op, clients, per_client, &run).await;
+                println!(
+                    "| {label} | {name} | {clients} | {} | {} | {:.0} |",
+                    ms(f.p50),
+                    ms(f.p99),
+                    f.per_sec
+                );
+            }
+        }
+    }
+}

@@ -24,7 +24,10 @@ struct Applied {
 /// same base at once: exactly one may win, the rest must get 409 and write nothing.
 async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
     let (code, first) = gw
-        .post("/sync/push", &json!({"project_name": "race", "artifacts": {"spec_md": "v0\n"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "race", "artifacts": {"spec_md": "v0\n"}}),
+        )
         .await;
     assert_eq!(code, 200);
     let id = first["project_id"].as_str().unwrap().to_owned();
@@ -50,7 +53,10 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
                     .json()
                     .await
                     .unwrap();
-                let text = format!("{}round {round} writer {w}\n", snap["artifacts"]["spec_md"].as_str().unwrap());
+                let text = format!(
+                    "{}round {round} writer {w}\n",
+                    snap["artifacts"]["spec_md"].as_str().unwrap()
+                );
                 pulled.wait().await;
                 let res = http
                     .post(format!("{url}/sync/push"))
@@ -64,7 +70,10 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
                 let status = res.status().as_u16();
                 let body: Value = res.json().await.unwrap();
                 match status {
-                    200 => applied.push(Applied { revision: body["revision"].as_i64().unwrap(), text }),
+                    200 => applied.push(Applied {
+                        revision: body["revision"].as_i64().unwrap(),
+                        text,
+                    }),
                     409 => {
                         assert_eq!(body["conflicts"][0]["stage"], "spec");
                         refused += 1;
@@ -84,7 +93,11 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
         refused += r;
     }
     assert_eq!(applied.len(), ROUNDS, "exactly one writer wins each round");
-    assert_eq!(refused, ROUNDS * (WRITERS - 1), "every other push is refused");
+    assert_eq!(
+        refused,
+        ROUNDS * (WRITERS - 1),
+        "every other push is refused"
+    );
 
     let http = reqwest::Client::new();
     let (url, id) = &*gw;
@@ -102,12 +115,23 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
         .iter()
         .map(|r| r["sha256"].as_str().unwrap())
         .collect();
-    assert_eq!(hashes.len(), ROUNDS + 1, "the first text and one per round, no more");
+    assert_eq!(
+        hashes.len(),
+        ROUNDS + 1,
+        "the first text and one per round, no more"
+    );
     for a in &applied {
-        assert!(hashes.contains(content_hash(&a.text).as_str()), "applied push missing from history");
+        assert!(
+            hashes.contains(content_hash(&a.text).as_str()),
+            "applied push missing from history"
+        );
     }
     let revisions: BTreeSet<i64> = applied.iter().map(|a| a.revision).collect();
-    assert_eq!(revisions.len(), ROUNDS, "every applied push has its own revision");
+    assert_eq!(
+        revisions.len(),
+        ROUNDS,
+        "every applied push has its own revision"
+    );
 
     let last = applied.iter().max_by_key(|a| a.revision).unwrap();
     let final_state: Value = http
@@ -120,7 +144,10 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
         .await
         .unwrap();
     let final_text = final_state["artifacts"]["spec_md"].as_str().unwrap();
-    assert_eq!(final_text, last.text, "the final text is the last applied one");
+    assert_eq!(
+        final_text, last.text,
+        "the final text is the last applied one"
+    );
     // Each winner built on the previous winner, so the final text holds every round in order.
     assert_eq!(final_text.lines().count(), ROUNDS + 1);
 }
@@ -129,7 +156,10 @@ async fn concurrent_writers_never_lose_an_update(gw: &TestGateway) {
 /// neither, and every applied text is in the history.
 async fn free_running_writers_are_all_accounted_for(gw: &TestGateway) {
     let (_, first) = gw
-        .post("/sync/push", &json!({"project_name": "free", "artifacts": {"plan_md": "p0\n"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "free", "artifacts": {"plan_md": "p0\n"}}),
+        )
         .await;
     let id = first["project_id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
@@ -173,14 +203,23 @@ async fn free_running_writers_are_all_accounted_for(gw: &TestGateway) {
         refused += r;
     }
     assert_eq!(applied.len() + refused, WRITERS * 15);
-    let (_, history) = gw.get(&format!("/sync/history/{id}?stage=plan&limit=1000")).await;
+    let (_, history) = gw
+        .get(&format!("/sync/history/{id}?stage=plan&limit=1000"))
+        .await;
     let revisions = history["revisions"].as_array().unwrap();
     assert_eq!(revisions.len(), applied.len() + 1);
     let (_, pulled) = gw.post("/sync/pull", &json!({"project_id": id})).await;
     let final_text = pulled["artifacts"]["plan_md"].as_str().unwrap();
-    assert_eq!(final_text.lines().count(), applied.len() + 1, "no applied push was lost");
+    assert_eq!(
+        final_text.lines().count(),
+        applied.len() + 1,
+        "no applied push was lost"
+    );
     for text in &applied {
-        assert!(final_text.starts_with(text.as_str()), "applied text is not an ancestor of the final");
+        assert!(
+            final_text.starts_with(text.as_str()),
+            "applied text is not an ancestor of the final"
+        );
     }
 }
 

@@ -28,7 +28,10 @@ async fn start(db: &std::path::Path) -> (Child, String) {
         .expect("the gateway printed its address in time")
         .unwrap()
         .unwrap();
-    let url = first.strip_prefix("listening on ").expect("first line names the address").to_owned();
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line names the address")
+        .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
     (child, url)
 }
@@ -80,14 +83,33 @@ async fn every_acknowledged_push_survives_sigkill() {
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(acked.len() >= 400, "only {} pushes were answered before the kill", acked.len());
+    assert!(
+        acked.len() >= 400,
+        "only {} pushes were answered before the kill",
+        acked.len()
+    );
 
     let (_child, url) = start(&db).await;
     let http = reqwest::Client::new();
     for (project, hash) in &acked {
-        let res = http.get(format!("{url}/sync/history/{project}/{hash}")).send().await.unwrap();
-        assert_eq!(res.status(), 200, "acknowledged push {hash} of {project} was lost");
+        let res = http
+            .get(format!("{url}/sync/history/{project}/{hash}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "acknowledged push {hash} of {project} was lost"
+        );
     }
-    let list: Value = http.get(format!("{url}/sync/projects")).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(format!("{url}/sync/projects"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["count"], 4);
 }

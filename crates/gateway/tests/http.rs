@@ -53,7 +53,10 @@ async fn every_route_answers_in_the_documented_shape(gw: &TestGateway) {
     assert_eq!(pulled["stack"], "rust");
     assert_eq!(pulled["framework"], "axum");
     assert_eq!(pulled["session_id"], "__blueprint__");
-    assert_eq!(pulled["artifacts"]["implementation_md"], "# Implementation v1\n");
+    assert_eq!(
+        pulled["artifacts"]["implementation_md"],
+        "# Implementation v1\n"
+    );
     assert_eq!(pulled["state_json"]["stages"]["intent"], "complete");
     assert_eq!(pulled["hashes"], pushed["hashes"]);
     assert!(pulled["updated_at"].as_str().unwrap().starts_with("20"));
@@ -71,7 +74,10 @@ async fn every_route_answers_in_the_documented_shape(gw: &TestGateway) {
     assert_eq!(code, 200);
     assert_eq!(list["count"], 1);
     assert_eq!(list["projects"][0]["id"], id.as_str());
-    assert_eq!(list["projects"][0]["state_json"]["stages"]["intent"], "complete");
+    assert_eq!(
+        list["projects"][0]["state_json"]["stages"]["intent"],
+        "complete"
+    );
 
     let (code, history) = gw.get(&format!("/sync/history/{id}?stage=spec")).await;
     assert_eq!(code, 200, "{history}");
@@ -95,11 +101,17 @@ async fn every_route_answers_in_the_documented_shape(gw: &TestGateway) {
 
 async fn a_stale_base_gets_409_with_the_remote_text(gw: &TestGateway) {
     let (_, first) = gw
-        .post("/sync/push", &json!({"project_name": "p", "artifacts": {"spec_md": "base"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "p", "artifacts": {"spec_md": "base"}}),
+        )
         .await;
     let base = first["hashes"].clone();
     let (code, _) = gw
-        .post("/sync/push", &json!({"project_name": "p", "artifacts": {"spec_md": "theirs"}, "base": base}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "p", "artifacts": {"spec_md": "theirs"}, "base": base}),
+        )
         .await;
     assert_eq!(code, 200);
     let (code, refused) = gw
@@ -113,10 +125,18 @@ async fn a_stale_base_gets_409_with_the_remote_text(gw: &TestGateway) {
     assert_eq!(refused["error"], "conflict");
     assert_eq!(refused["conflicts"][0]["stage"], "spec");
     assert_eq!(refused["conflicts"][0]["remote_text"], "theirs");
-    assert_eq!(refused["conflicts"][0]["remote_hash"], content_hash("theirs"));
+    assert_eq!(
+        refused["conflicts"][0]["remote_hash"],
+        content_hash("theirs")
+    );
     assert_eq!(refused["conflicts"][0]["base_hash"], content_hash("base"));
-    let (_, pulled) = gw.post("/sync/pull", &json!({"project_id": first["project_id"]})).await;
-    assert!(pulled["artifacts"].get("plan_md").is_none(), "nothing of a refused push is written");
+    let (_, pulled) = gw
+        .post("/sync/pull", &json!({"project_id": first["project_id"]}))
+        .await;
+    assert!(
+        pulled["artifacts"].get("plan_md").is_none(),
+        "nothing of a refused push is written"
+    );
 
     let (code, forced) = gw
         .post(
@@ -129,10 +149,16 @@ async fn a_stale_base_gets_409_with_the_remote_text(gw: &TestGateway) {
 
 async fn older_clients_overwrite_and_history_keeps_the_loser(gw: &TestGateway) {
     let (_, a) = gw
-        .post("/sync/push", &json!({"project_name": "old", "artifacts": {"plan_md": "first"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "old", "artifacts": {"plan_md": "first"}}),
+        )
         .await;
     let (code, _) = gw
-        .post("/sync/push", &json!({"project_name": "old", "artifacts": {"plan_md": "second"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "old", "artifacts": {"plan_md": "second"}}),
+        )
         .await;
     assert_eq!(code, 200);
     let id = a["project_id"].as_str().unwrap();
@@ -147,7 +173,10 @@ async fn older_clients_overwrite_and_history_keeps_the_loser(gw: &TestGateway) {
 
 async fn sessions_are_pulled_per_session(gw: &TestGateway) {
     let (_, a) = gw
-        .post("/sync/push", &json!({"project_name": "s", "artifacts": {"intent_md": "bp"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "s", "artifacts": {"intent_md": "bp"}}),
+        )
         .await;
     gw.post(
         "/sync/push",
@@ -159,11 +188,17 @@ async fn sessions_are_pulled_per_session(gw: &TestGateway) {
     assert_eq!(latest["session_id"], "session-1736534123");
     assert_eq!(latest["artifacts"]["meta_md"], "m");
     let (_, bp) = gw
-        .post("/sync/pull", &json!({"project_id": id, "session_id": "__blueprint__"}))
+        .post(
+            "/sync/pull",
+            &json!({"project_id": id, "session_id": "__blueprint__"}),
+        )
         .await;
     assert_eq!(bp["artifacts"]["intent_md"], "bp");
     let (code, missing) = gw
-        .post("/sync/pull", &json!({"project_id": id, "session_id": "session-2"}))
+        .post(
+            "/sync/pull",
+            &json!({"project_id": id, "session_id": "session-2"}),
+        )
         .await;
     assert_eq!(code, 404);
     assert_eq!(missing["error"], "session_not_found");
@@ -172,60 +207,179 @@ async fn sessions_are_pulled_per_session(gw: &TestGateway) {
 fn assert_sentence(body: &Value) {
     for field in ["message", "detail"] {
         let s = body[field].as_str().unwrap_or_default();
-        assert!(s.len() > 10 && s.ends_with('.'), "{field} is not a sentence: {body}");
+        assert!(
+            s.len() > 10 && s.ends_with('.'),
+            "{field} is not a sentence: {body}"
+        );
     }
     assert_eq!(body["success"], false);
 }
 
 async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
     let (_, seed) = gw
-        .post("/sync/push", &json!({"project_name": "keep", "artifacts": {"intent_md": "x"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "keep", "artifacts": {"intent_md": "x"}}),
+        )
         .await;
     let id = seed["project_id"].as_str().unwrap().to_owned();
     let unknown = uuid::Uuid::new_v4().to_string();
     let big = "x".repeat(1024 * 1024 + 1);
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("/sync/push", b"{\"project_name\": ".to_vec(), 400, "invalid_json"),
+        (
+            "/sync/push",
+            b"{\"project_name\": ".to_vec(),
+            400,
+            "invalid_json",
+        ),
         ("/sync/push", b"".to_vec(), 400, "invalid_json"),
         ("/sync/push", b"[1,2]".to_vec(), 400, "invalid_field"),
-        ("/sync/push", br#"{"project_name": 5}"#.to_vec(), 400, "invalid_field"),
-        ("/sync/push", br#"{"project_name": "a", "artifacts": {"intent_md": 5}}"#.to_vec(), 400, "invalid_field"),
-        ("/sync/push", br#"{"project_name": "a", "artifacts": []}"#.to_vec(), 400, "invalid_field"),
-        ("/sync/push", br#"{"artifacts": {}}"#.to_vec(), 400, "invalid_field"),
-        ("/sync/push", br#"{"project_name": ""}"#.to_vec(), 400, "invalid_name"),
-        ("/sync/push", br#"{"project_name": "a/b"}"#.to_vec(), 400, "invalid_name"),
-        ("/sync/push", br#"{"project_name": ".."}"#.to_vec(), 400, "invalid_name"),
-        ("/sync/push", br#"{"project_name": "../etc"}"#.to_vec(), 400, "invalid_name"),
-        ("/sync/push", br#"{"project_name": "ok", "session_id": "../x"}"#.to_vec(), 400, "invalid_name"),
-        ("/sync/push", br#"{"project_name": "ok", "project_id": "not-a-uuid"}"#.to_vec(), 400, "invalid_project_id"),
-        ("/sync/push", br#"{"project_name": "ok", "artifacts": {"../x": "t"}}"#.to_vec(), 400, "invalid_artifact"),
-        ("/sync/push", br#"{"project_name": "ok", "artifacts": {"spec_md": "t"}, "base": {"spec_md": "zz"}}"#.to_vec(), 400, "invalid_base"),
-        ("/sync/push", format!(r#"{{"project_name": "ok", "project_id": "{unknown}"}}"#).into_bytes(), 404, "not_found"),
-        ("/sync/push", b"{\"project_name\": \"caf\xe9\"}".to_vec(), 400, "invalid_encoding"),
-        ("/sync/push", format!(r#"{{"project_name": "ok", "artifacts": {{"spec_md": "{big}"}}}}"#).into_bytes(), 413, "artifact_too_large"),
-        ("/sync/push", vec![b' '; 10 * 1024 * 1024 + 1], 413, "payload_too_large"),
-        ("/sync/pull", br#"{"project_id": "nope"}"#.to_vec(), 400, "invalid_project_id"),
-        ("/sync/pull", format!(r#"{{"project_id": "{unknown}"}}"#).into_bytes(), 404, "not_found"),
+        (
+            "/sync/push",
+            br#"{"project_name": 5}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "a", "artifacts": {"intent_md": 5}}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "a", "artifacts": []}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "/sync/push",
+            br#"{"artifacts": {}}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": ""}"#.to_vec(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "a/b"}"#.to_vec(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": ".."}"#.to_vec(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "../etc"}"#.to_vec(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "session_id": "../x"}"#.to_vec(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "project_id": "not-a-uuid"}"#.to_vec(),
+            400,
+            "invalid_project_id",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "artifacts": {"../x": "t"}}"#.to_vec(),
+            400,
+            "invalid_artifact",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "artifacts": {"spec_md": "t"}, "base": {"spec_md": "zz"}}"#
+                .to_vec(),
+            400,
+            "invalid_base",
+        ),
+        (
+            "/sync/push",
+            format!(r#"{{"project_name": "ok", "project_id": "{unknown}"}}"#).into_bytes(),
+            404,
+            "not_found",
+        ),
+        (
+            "/sync/push",
+            b"{\"project_name\": \"caf\xe9\"}".to_vec(),
+            400,
+            "invalid_encoding",
+        ),
+        (
+            "/sync/push",
+            format!(r#"{{"project_name": "ok", "artifacts": {{"spec_md": "{big}"}}}}"#)
+                .into_bytes(),
+            413,
+            "artifact_too_large",
+        ),
+        (
+            "/sync/push",
+            vec![b' '; 10 * 1024 * 1024 + 1],
+            413,
+            "payload_too_large",
+        ),
+        (
+            "/sync/pull",
+            br#"{"project_id": "nope"}"#.to_vec(),
+            400,
+            "invalid_project_id",
+        ),
+        (
+            "/sync/pull",
+            format!(r#"{{"project_id": "{unknown}"}}"#).into_bytes(),
+            404,
+            "not_found",
+        ),
         ("/sync/pull", br#"{}"#.to_vec(), 400, "invalid_field"),
     ];
     for (path, body, status, code) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
         let (got, answer) = gw.post_raw(path, body).await;
-        assert_eq!((got, answer["error"].as_str().unwrap_or("")), (status, code), "{path} {shown}: {answer}");
+        assert_eq!(
+            (got, answer["error"].as_str().unwrap_or("")),
+            (status, code),
+            "{path} {shown}: {answer}"
+        );
         assert_sentence(&answer);
     }
     for (path, status, code) in [
         ("/sync/status/not-a-uuid", 400, "invalid_project_id"),
         (&*format!("/sync/status/{unknown}"), 404, "not_found"),
         (&*format!("/sync/history/{unknown}"), 404, "not_found"),
-        (&*format!("/sync/history/{id}?limit=abc"), 400, "invalid_query"),
+        (
+            &*format!("/sync/history/{id}?limit=abc"),
+            400,
+            "invalid_query",
+        ),
         (&*format!("/sync/history/{id}/xyz"), 400, "invalid_hash"),
-        (&*format!("/sync/history/{id}/{}", content_hash("never")), 404, "text_not_found"),
+        (
+            &*format!("/sync/history/{id}/{}", content_hash("never")),
+            404,
+            "text_not_found",
+        ),
         ("/sync/nothing", 404, "no_route"),
         ("/sync/push", 405, "method_not_allowed"),
     ] {
         let (got, answer) = gw.get(path).await;
-        assert_eq!((got, answer["error"].as_str().unwrap_or("")), (status, code), "{path}: {answer}");
+        assert_eq!(
+            (got, answer["error"].as_str().unwrap_or("")),
+            (status, code),
+            "{path}: {answer}"
+        );
         assert_sentence(&answer);
     }
     let (_, list) = gw.get("/sync/projects").await;
@@ -235,7 +389,12 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
 }
 
 async fn responses_carry_a_request_id(gw: &TestGateway) {
-    let res = gw.http.get(format!("{}/sync/health", gw.url)).send().await.unwrap();
+    let res = gw
+        .http
+        .get(format!("{}/sync/health", gw.url))
+        .send()
+        .await
+        .unwrap();
     let id = res.headers().get("x-request-id").unwrap().to_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
     let res = gw

@@ -54,7 +54,10 @@ impl Proxy {
 fn split_host(url: &str, with: &str) -> (String, String) {
     let at = url.rfind('@').unwrap() + 1;
     let slash = at + url[at..].find('/').unwrap();
-    (url[at..slash].to_owned(), format!("{}{with}{}", &url[..at], &url[slash..]))
+    (
+        url[at..slash].to_owned(),
+        format!("{}{with}{}", &url[..at], &url[slash..]),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +76,10 @@ async fn postgres_outage_is_503_and_recovers_without_restart() {
     let gw = common::serve(Arc::new(store), Limits::default()).await;
 
     let (code, first) = gw
-        .post("/sync/push", &json!({"project_name": "o", "artifacts": {"intent_md": "before"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_name": "o", "artifacts": {"intent_md": "before"}}),
+        )
         .await;
     assert_eq!(code, 200);
     let id = first["project_id"].as_str().unwrap().to_owned();
@@ -91,7 +97,10 @@ async fn postgres_outage_is_503_and_recovers_without_restart() {
         assert_eq!(code, 503, "{refused}");
         assert_eq!(refused["error"], "store_unavailable");
         assert!(refused["message"].as_str().unwrap().ends_with('.'));
-        assert!(!refused.to_string().contains("Connection"), "no internal error text: {refused}");
+        assert!(
+            !refused.to_string().contains("Connection"),
+            "no internal error text: {refused}"
+        );
     }
     let (code, _) = gw.post("/sync/pull", &json!({"project_id": id})).await;
     assert_eq!(code, 503);
@@ -108,9 +117,15 @@ async fn postgres_outage_is_503_and_recovers_without_restart() {
     }
     let (code, pulled) = gw.post("/sync/pull", &json!({"project_id": id})).await;
     assert_eq!(code, 200);
-    assert_eq!(pulled["artifacts"]["intent_md"], "before", "nothing was written during the outage");
+    assert_eq!(
+        pulled["artifacts"]["intent_md"], "before",
+        "nothing was written during the outage"
+    );
     let (code, _) = gw
-        .post("/sync/push", &json!({"project_id": id, "project_name": "o", "artifacts": {"intent_md": "after"}}))
+        .post(
+            "/sync/push",
+            &json!({"project_id": id, "project_name": "o", "artifacts": {"intent_md": "after"}}),
+        )
         .await;
     assert_eq!(code, 200);
     proxy.stop();

@@ -317,8 +317,8 @@ impl PostgresStore {
         )
         .bind(project.id)
         .bind(&input.session_id)
-        .bind(&state)
-        .bind(&metadata)
+        .bind(state)
+        .bind(metadata)
         .bind(now)
         .execute(&mut *conn)
         .await?;

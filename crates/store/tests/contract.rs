@@ -32,7 +32,13 @@ fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
 
 async fn creates_then_updates_per_stage(s: &dyn Store) {
     let first = s
-        .push(push("alpha", &[("intent_md", "# Intent\n"), ("spec_md", "# Spec\n")]), t(0))
+        .push(
+            push(
+                "alpha",
+                &[("intent_md", "# Intent\n"), ("spec_md", "# Spec\n")],
+            ),
+            t(0),
+        )
         .await
         .unwrap();
     assert!(first.created);
@@ -47,12 +53,18 @@ async fn creates_then_updates_per_stage(s: &dyn Store) {
     assert_eq!(second.changed, vec!["spec_md".to_owned()]);
 
     let pulled = s.pull(first.project_id, None).await.unwrap();
-    assert_eq!(pulled.artifacts["intent_md"], "# Intent\n", "a per-stage push leaves other stages");
+    assert_eq!(
+        pulled.artifacts["intent_md"], "# Intent\n",
+        "a per-stage push leaves other stages"
+    );
     assert_eq!(pulled.artifacts["spec_md"], "# Spec v2\n");
     assert_eq!(pulled.hashes, second.hashes);
     assert_eq!(pulled.revision, 2);
 
-    let history = s.history(first.project_id, &HistoryFilter::default()).await.unwrap();
+    let history = s
+        .history(first.project_id, &HistoryFilter::default())
+        .await
+        .unwrap();
     assert_eq!(history.len(), 3);
     assert_eq!(history[0].artifact, "spec_md");
     assert_eq!(history[0].revision, 2);
@@ -61,12 +73,21 @@ async fn creates_then_updates_per_stage(s: &dyn Store) {
         artifact: Some("spec_md".into()),
         ..HistoryFilter::default()
     };
-    assert_eq!(s.history(first.project_id, &spec_only).await.unwrap().len(), 2);
+    assert_eq!(
+        s.history(first.project_id, &spec_only).await.unwrap().len(),
+        2
+    );
 }
 
 async fn a_push_by_name_finds_the_project(s: &dyn Store) {
-    let a = s.push(push("beta", &[("intent_md", "a")]), t(0)).await.unwrap();
-    let b = s.push(push("beta", &[("context_md", "b")]), t(1)).await.unwrap();
+    let a = s
+        .push(push("beta", &[("intent_md", "a")]), t(0))
+        .await
+        .unwrap();
+    let b = s
+        .push(push("beta", &[("context_md", "b")]), t(1))
+        .await
+        .unwrap();
     assert_eq!(a.project_id, b.project_id);
     assert!(!b.created);
     assert_eq!(s.projects().await.unwrap().len(), 1);
@@ -74,7 +95,10 @@ async fn a_push_by_name_finds_the_project(s: &dyn Store) {
 
 async fn a_stale_base_is_refused_whole(s: &dyn Store) {
     let first = s
-        .push(push("gamma", &[("intent_md", "i0"), ("spec_md", "s0")]), t(0))
+        .push(
+            push("gamma", &[("intent_md", "i0"), ("spec_md", "s0")]),
+            t(0),
+        )
         .await
         .unwrap();
     let base = first.hashes.clone();
@@ -84,7 +108,13 @@ async fn a_stale_base_is_refused_whole(s: &dyn Store) {
         .unwrap();
     // We push intent and spec on the old base: spec conflicts, so intent must not land either.
     let err = s
-        .push(based(push("gamma", &[("intent_md", "mine-i"), ("spec_md", "mine-s")]), &base), t(2))
+        .push(
+            based(
+                push("gamma", &[("intent_md", "mine-i"), ("spec_md", "mine-s")]),
+                &base,
+            ),
+            t(2),
+        )
         .await
         .unwrap_err();
     let StoreError::Conflict(conflicts) = err else {
@@ -94,17 +124,26 @@ async fn a_stale_base_is_refused_whole(s: &dyn Store) {
     assert_eq!(conflicts[0].stage, "spec");
     assert_eq!(conflicts[0].remote_text, "theirs");
     assert_eq!(conflicts[0].remote_hash, content_hash("theirs"));
-    assert_eq!(conflicts[0].base_hash.as_deref(), Some(content_hash("s0").as_str()));
+    assert_eq!(
+        conflicts[0].base_hash.as_deref(),
+        Some(content_hash("s0").as_str())
+    );
 
     let pulled = s.pull(first.project_id, None).await.unwrap();
     assert_eq!(pulled.artifacts["intent_md"], "i0");
     assert_eq!(pulled.revision, 2);
-    let history = s.history(first.project_id, &HistoryFilter::default()).await.unwrap();
+    let history = s
+        .history(first.project_id, &HistoryFilter::default())
+        .await
+        .unwrap();
     assert_eq!(history.len(), 3, "a refused push writes no history");
 }
 
 async fn same_text_never_conflicts_or_bumps(s: &dyn Store) {
-    let first = s.push(push("delta", &[("plan_md", "p")]), t(0)).await.unwrap();
+    let first = s
+        .push(push("delta", &[("plan_md", "p")]), t(0))
+        .await
+        .unwrap();
     let stale = BTreeMap::from([("plan_md".to_owned(), content_hash("older"))]);
     let again = s
         .push(based(push("delta", &[("plan_md", "p")]), &stale), t(1))
@@ -115,14 +154,21 @@ async fn same_text_never_conflicts_or_bumps(s: &dyn Store) {
 }
 
 async fn old_clients_overwrite_but_nothing_is_lost(s: &dyn Store) {
-    let first = s.push(push("eps", &[("tasks_md", "- [ ] one\n")]), t(0)).await.unwrap();
-    s.push(push("eps", &[("tasks_md", "- [x] one\n")]), t(1)).await.unwrap();
+    let first = s
+        .push(push("eps", &[("tasks_md", "- [ ] one\n")]), t(0))
+        .await
+        .unwrap();
+    s.push(push("eps", &[("tasks_md", "- [x] one\n")]), t(1))
+        .await
+        .unwrap();
     let replaced = s
         .text_by_hash(first.project_id, &content_hash("- [ ] one\n"))
         .await
         .unwrap();
     assert_eq!(replaced, "- [ ] one\n");
-    let missing = s.text_by_hash(first.project_id, &content_hash("never")).await;
+    let missing = s
+        .text_by_hash(first.project_id, &content_hash("never"))
+        .await;
     assert!(matches!(missing, Err(StoreError::TextNotFound { .. })));
 }
 
@@ -130,7 +176,10 @@ async fn sessions_are_kept_apart(s: &dyn Store) {
     let mut one = push("zeta", &[("intent_md", "blueprint intent")]);
     one.state_json = Some(json!({"stages": {"intent": "complete"}, "last_agent": "claude"}));
     let first = s.push(one, t(0)).await.unwrap();
-    let mut two = push("zeta", &[("intent_md", "session intent"), ("meta_md", "extra")]);
+    let mut two = push(
+        "zeta",
+        &[("intent_md", "session intent"), ("meta_md", "extra")],
+    );
     two.session_id = "session-1736534123".into();
     two.agent = Some("codex".into());
     two.session_metadata = Some(json!({"owner": "ana"}));
@@ -139,18 +188,30 @@ async fn sessions_are_kept_apart(s: &dyn Store) {
     let latest = s.pull(first.project_id, None).await.unwrap();
     assert_eq!(latest.session_id, "session-1736534123");
     assert_eq!(latest.artifacts["intent_md"], "session intent");
-    assert_eq!(latest.artifacts["meta_md"], "extra", "unknown keys come back as they were");
-    let blueprint = s.pull(first.project_id, Some("__blueprint__")).await.unwrap();
+    assert_eq!(
+        latest.artifacts["meta_md"], "extra",
+        "unknown keys come back as they were"
+    );
+    let blueprint = s
+        .pull(first.project_id, Some("__blueprint__"))
+        .await
+        .unwrap();
     assert_eq!(blueprint.artifacts["intent_md"], "blueprint intent");
     assert!(!blueprint.artifacts.contains_key("meta_md"));
 
     let record = s.project(first.project_id).await.unwrap();
-    assert_eq!(record.last_session_id.as_deref(), Some("session-1736534123"));
+    assert_eq!(
+        record.last_session_id.as_deref(),
+        Some("session-1736534123")
+    );
     assert_eq!(record.last_agent.as_deref(), Some("codex"));
     assert_eq!(record.last_synced, Some(t(1)));
     assert_eq!(record.created_at, t(0));
     let states = idse_store::stage_states(record.state_json.as_ref());
-    assert_eq!(states["intent"], "completed", "state_json survives a push that sends none");
+    assert_eq!(
+        states["intent"], "completed",
+        "state_json survives a push that sends none"
+    );
 
     let unknown = s.pull(first.project_id, Some("session-9")).await;
     assert!(matches!(unknown, Err(StoreError::SessionNotFound { .. })));
@@ -161,41 +222,73 @@ async fn agents_come_from_state_json_too(s: &dyn Store) {
     p.state_json = Some(json!({"last_agent": "claude-code"}));
     p.author = Some("ci-token".into());
     let out = s.push(p, t(0)).await.unwrap();
-    let history = s.history(out.project_id, &HistoryFilter::default()).await.unwrap();
+    let history = s
+        .history(out.project_id, &HistoryFilter::default())
+        .await
+        .unwrap();
     assert_eq!(history[0].agent.as_deref(), Some("claude-code"));
     assert_eq!(history[0].author.as_deref(), Some("ci-token"));
     assert_eq!(history[0].pushed_at, t(0));
 }
 
 async fn projects_are_newest_first(s: &dyn Store) {
-    s.push(push("old", &[("intent_md", "a")]), t(0)).await.unwrap();
-    s.push(push("new", &[("intent_md", "b")]), t(5)).await.unwrap();
-    s.push(push("mid", &[("intent_md", "c")]), t(2)).await.unwrap();
-    let names: Vec<String> = s.projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    s.push(push("old", &[("intent_md", "a")]), t(0))
+        .await
+        .unwrap();
+    s.push(push("new", &[("intent_md", "b")]), t(5))
+        .await
+        .unwrap();
+    s.push(push("mid", &[("intent_md", "c")]), t(2))
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["new", "mid", "old"]);
 }
 
 async fn unknown_projects_are_not_found(s: &dyn Store) {
     let id = uuid::Uuid::new_v4();
     assert!(matches!(s.pull(id, None).await, Err(StoreError::ProjectNotFound(x)) if x == id));
-    assert!(matches!(s.project(id).await, Err(StoreError::ProjectNotFound(_))));
+    assert!(matches!(
+        s.project(id).await,
+        Err(StoreError::ProjectNotFound(_))
+    ));
     assert!(matches!(
         s.history(id, &HistoryFilter::default()).await,
         Err(StoreError::ProjectNotFound(_))
     ));
     let mut p = push("theta", &[("intent_md", "x")]);
     p.project_id = Some(id);
-    assert!(matches!(s.push(p, t(0)).await, Err(StoreError::ProjectNotFound(_))));
-    assert!(s.projects().await.unwrap().is_empty(), "a refused push creates nothing");
+    assert!(matches!(
+        s.push(p, t(0)).await,
+        Err(StoreError::ProjectNotFound(_))
+    ));
+    assert!(
+        s.projects().await.unwrap().is_empty(),
+        "a refused push creates nothing"
+    );
 }
 
 async fn exact_bytes_are_kept(s: &dyn Store) {
     let text = "line one\r\nline two without newline – ünïcødé 🚀";
-    let out = s.push(push("iota", &[("feedback_md", text)]), t(0)).await.unwrap();
+    let out = s
+        .push(push("iota", &[("feedback_md", text)]), t(0))
+        .await
+        .unwrap();
     let pulled = s.pull(out.project_id, None).await.unwrap();
     assert_eq!(pulled.artifacts["feedback_md"], text);
     assert_eq!(pulled.hashes["feedback_md"], content_hash(text));
-    assert!(s.health().await.unwrap().chars().any(|c| c.is_ascii_digit()));
+    assert!(s
+        .health()
+        .await
+        .unwrap()
+        .chars()
+        .any(|c| c.is_ascii_digit()));
 }
 
 macro_rules! contract {

@@ -34,8 +34,12 @@ async fn a_seeded_supabase_table_is_adopted_without_loss() {
         .await
         .unwrap();
 
-    let store = PostgresStore::connect(&url, &OpenOptions::default()).await.unwrap();
-    let again = PostgresStore::connect(&url, &OpenOptions::default()).await.unwrap();
+    let store = PostgresStore::connect(&url, &OpenOptions::default())
+        .await
+        .unwrap();
+    let again = PostgresStore::connect(&url, &OpenOptions::default())
+        .await
+        .unwrap();
     assert_eq!(store.projects().await.unwrap().len(), 3);
     assert_eq!(again.projects().await.unwrap().len(), 3);
 
@@ -44,7 +48,10 @@ async fn a_seeded_supabase_table_is_adopted_without_loss() {
     assert_eq!(pulled.artifacts["intent_md"], "# Old intent");
     assert_eq!(pulled.hashes["spec_md"], content_hash("# Old spec"));
     let status = store.project(legacy_id).await.unwrap();
-    assert_eq!(idse_store::stage_states(status.state_json.as_ref())["intent"], "completed");
+    assert_eq!(
+        idse_store::stage_states(status.state_json.as_ref())["intent"],
+        "completed"
+    );
 
     // A push on a stale base conflicts with the legacy text; on the right base it lands.
     let mut stale = PushInput {
@@ -61,17 +68,21 @@ async fn a_seeded_supabase_table_is_adopted_without_loss() {
     let out = store.push(stale, Utc::now()).await.unwrap();
     assert_eq!(out.revision, 1);
     assert_eq!(
-        store.text_by_hash(legacy_id, &content_hash("# Old spec")).await.unwrap(),
+        store
+            .text_by_hash(legacy_id, &content_hash("# Old spec"))
+            .await
+            .unwrap(),
         "# Old spec",
         "the replaced legacy text is in the history"
     );
 
     // The seed's own columns still hold the latest session, and untouched ones are unchanged.
-    let row = sqlx::query("SELECT constraints, spec_md, intent_md, stack FROM projects WHERE id = $1")
-        .bind(legacy_id)
-        .fetch_one(&raw)
-        .await
-        .unwrap();
+    let row =
+        sqlx::query("SELECT constraints, spec_md, intent_md, stack FROM projects WHERE id = $1")
+            .bind(legacy_id)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
     assert_eq!(row.get::<String, _>("constraints"), "keep me");
     assert_eq!(row.get::<String, _>("spec_md"), "# New spec");
     assert_eq!(row.get::<String, _>("intent_md"), "# Old intent");
@@ -90,9 +101,15 @@ async fn the_projects_row_mirrors_the_latest_session() {
         ..PushInput::default()
     };
     let mut first = push("__blueprint__", "blueprint plan");
-    first.artifacts.insert("tasks_md".into(), "blueprint tasks".into());
+    first
+        .artifacts
+        .insert("tasks_md".into(), "blueprint tasks".into());
     let out = fixture.store.push(first, Utc::now()).await.unwrap();
-    fixture.store.push(push("session-2", "session plan"), Utc::now()).await.unwrap();
+    fixture
+        .store
+        .push(push("session-2", "session plan"), Utc::now())
+        .await
+        .unwrap();
     let raw = sqlx::PgPool::connect(&fixture.url).await.unwrap();
     let row = sqlx::query("SELECT plan_md, tasks_md FROM projects WHERE id = $1")
         .bind(out.project_id)
@@ -100,14 +117,20 @@ async fn the_projects_row_mirrors_the_latest_session() {
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>("plan_md"), "session plan");
-    assert_eq!(row.get::<Option<String>, _>("tasks_md"), None, "session-2 has no tasks");
+    assert_eq!(
+        row.get::<Option<String>, _>("tasks_md"),
+        None,
+        "session-2 has no tasks"
+    );
 }
 
 #[tokio::test]
 async fn reopening_sqlite_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.sqlite3").display().to_string();
-    let first = SqliteStore::open(&path, &OpenOptions::default()).await.unwrap();
+    let first = SqliteStore::open(&path, &OpenOptions::default())
+        .await
+        .unwrap();
     let out = first
         .push(
             PushInput {
@@ -121,6 +144,11 @@ async fn reopening_sqlite_keeps_data() {
         .await
         .unwrap();
     drop(first);
-    let second = SqliteStore::open(&path, &OpenOptions::default()).await.unwrap();
-    assert_eq!(second.pull(out.project_id, None).await.unwrap().artifacts["intent_md"], "kept");
+    let second = SqliteStore::open(&path, &OpenOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.pull(out.project_id, None).await.unwrap().artifacts["intent_md"],
+        "kept"
+    );
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian/Ubuntu machine with Rust: installs what the tests need
+# (Debian packages and a local PostgreSQL), then formatting, lints, and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+IDSE_TEST_POSTGRES_URL=$(bash scripts/postgres.sh | tail -n1)
+export IDSE_TEST_POSTGRES_URL
+# The Postgres half of every contract test is mandatory here (see idse_store::testing).
+export CI="${CI:-true}"
+
+echo "== cargo fmt"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked

@@ -9,6 +9,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use idse_protocol::content_hash;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -57,24 +61,34 @@ async fn start(args: &[String]) -> (Child, String) {
     (child, url)
 }
 
+/// One client with its own project. Request bodies are built before the clock starts (the
+/// client knows its texts, so it computes the base hashes itself), so the timed loop measures
+/// the gateway, not JSON building in the load generator.
 struct Client {
     http: reqwest::Client,
     url: String,
     id: usize,
     project_id: String,
-    hashes: Value,
     version: u64,
     texts: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct PushBody<'a> {
+    project_id: &'a str,
+    project_name: &'a str,
+    artifacts: BTreeMap<&'a str, &'a str>,
+    base: BTreeMap<&'a str, String>,
 }
 
 impl Client {
     async fn new(url: &str, id: usize, run: &str) -> Self {
         let http = reqwest::Client::new();
         let texts: Vec<String> = STAGES.iter().map(|s| text(s, id, 0)).collect();
-        let artifacts: serde_json::Map<String, Value> = STAGES
+        let artifacts: BTreeMap<&str, &str> = STAGES
             .iter()
-            .zip(&texts)
-            .map(|(k, t)| ((*k).to_owned(), Value::String(t.clone())))
+            .copied()
+            .zip(texts.iter().map(String::as_str))
             .collect();
         let res: Value = http
             .post(format!("{url}/sync/push"))
@@ -90,51 +104,65 @@ impl Client {
             url: url.to_owned(),
             id,
             project_id: res["project_id"].as_str().unwrap().to_owned(),
-            hashes: res["hashes"].clone(),
             version: 0,
             texts,
         }
     }
 
-    async fn once(&mut self, op: Op) {
-        let res = match op {
-            Op::Pull => self
-                .http
-                .post(format!("{}/sync/pull", self.url))
-                .json(&json!({"project_id": self.project_id}))
-                .send()
-                .await
-                .unwrap(),
-            Op::PushOneChanged | Op::PushAllChanged => {
-                self.version += 1;
-                let changed = if op == Op::PushAllChanged {
-                    0..7
-                } else {
-                    let i = (self.version % 7) as usize;
-                    i..i + 1
-                };
-                for i in changed {
-                    self.texts[i] = text(STAGES[i], self.id, self.version);
+    fn bodies(&mut self, op: Op, count: usize) -> Vec<(&'static str, Bytes)> {
+        (0..count)
+            .map(|_| match op {
+                Op::Pull => (
+                    "/sync/pull",
+                    Bytes::from(json!({"project_id": self.project_id}).to_string()),
+                ),
+                Op::PushOneChanged | Op::PushAllChanged => {
+                    let base: BTreeMap<&str, String> = STAGES
+                        .iter()
+                        .copied()
+                        .zip(self.texts.iter().map(|t| content_hash(t)))
+                        .collect();
+                    self.version += 1;
+                    let changed = if op == Op::PushAllChanged {
+                        0..7
+                    } else {
+                        let i = (self.version % 7) as usize;
+                        i..i + 1
+                    };
+                    for i in changed {
+                        self.texts[i] = text(STAGES[i], self.id, self.version);
+                    }
+                    let body = PushBody {
+                        project_id: &self.project_id,
+                        project_name: "bench",
+                        artifacts: STAGES
+                            .iter()
+                            .copied()
+                            .zip(self.texts.iter().map(String::as_str))
+                            .collect(),
+                        base,
+                    };
+                    (
+                        "/sync/push",
+                        Bytes::from(serde_json::to_vec(&body).unwrap()),
+                    )
                 }
-                let artifacts: serde_json::Map<String, Value> = STAGES
-                    .iter()
-                    .zip(&self.texts)
-                    .map(|(k, t)| ((*k).to_owned(), Value::String(t.clone())))
-                    .collect();
-                self.http
-                    .post(format!("{}/sync/push", self.url))
-                    .json(&json!({"project_id": self.project_id, "project_name": "x",
-                                  "artifacts": artifacts, "base": self.hashes}))
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        };
-        assert_eq!(res.status(), 200);
-        let body: Value = res.json().await.unwrap();
-        if op != Op::Pull {
-            self.hashes = body["hashes"].clone();
-        }
+            })
+            .collect()
+    }
+
+    async fn send(&self, path: &str, body: Bytes) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let answer = res.bytes().await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     }
 }
 
@@ -147,22 +175,22 @@ struct Figures {
 async fn measure(url: &str, op: Op, clients: usize, per_client: usize, run: &str) -> Figures {
     let mut set = Vec::new();
     for c in 0..clients {
-        set.push(Client::new(url, c, run).await);
-    }
-    for c in &mut set {
-        for _ in 0..10 {
-            c.once(op).await;
+        let mut client = Client::new(url, c, run).await;
+        for (path, body) in client.bodies(op, 10) {
+            client.send(path, body).await;
         }
+        let bodies = client.bodies(op, per_client);
+        set.push((client, bodies));
     }
     let started = Instant::now();
     let tasks: Vec<_> = set
         .into_iter()
-        .map(|mut c| {
+        .map(|(client, bodies)| {
             tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
+                let mut lat = Vec::with_capacity(bodies.len());
+                for (path, body) in bodies {
                     let t = Instant::now();
-                    c.once(op).await;
+                    client.send(path, body).await;
                     lat.push(t.elapsed());
                 }
                 lat

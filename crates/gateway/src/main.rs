@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt;
 use clap::Parser;
 use idse_gateway::Limits;
 use idse_store::OpenOptions;
@@ -117,6 +118,12 @@ async fn main() -> anyhow::Result<()> {
         max_artifact_bytes: args.max_artifact_bytes,
     };
     let app = idse_gateway::app(Arc::from(store), limits);
+    // Small answers go out at once rather than waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await

@@ -1,28 +1,33 @@
 #![allow(clippy::unwrap_used)]
-use std::time::Instant;
 use idse_store::*;
+use std::time::Instant;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let url = std::env::args().nth(1).unwrap();
     let store = open(&url, &OpenOptions::default()).await.unwrap();
-    let stages = ["intent_md","context_md","spec_md","plan_md","tasks_md","implementation_md","feedback_md"];
+    let stages = ["intent_md", "context_md", "spec_md", "plan_md", "tasks_md", "implementation_md", "feedback_md"];
     let text = |s: &str, v: u64| format!("# {s} {v}\n{}", "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n".repeat(180));
-    let name = format!("loop-{}", std::process::id());
-    let mut input = PushInput { project_name: name.clone(), session_id: "__blueprint__".into(), ..Default::default() };
+    let mut input = PushInput { project_name: format!("loop-{}", std::process::id()), session_id: "__blueprint__".into(), ..Default::default() };
     for s in stages { input.artifacts.insert(s.into(), text(s, 0)); }
     let out = store.push(input.clone(), chrono::Utc::now()).await.unwrap();
     input.project_id = Some(out.project_id);
     let mut hashes = out.hashes;
-    let n = 1000;
-    let t = Instant::now();
+    let n = 2000u64;
+    let mut lat = vec![];
     for v in 1..=n {
         let s = stages[(v % 7) as usize];
         input.artifacts.insert(s.into(), text(s, v));
         input.base = Some(hashes.clone());
+        let t = Instant::now();
         hashes = store.push(input.clone(), chrono::Utc::now()).await.unwrap().hashes;
+        lat.push(t.elapsed());
     }
-    println!("push: {:?}/op", t.elapsed() / n as u32);
-    let t = Instant::now();
-    for _ in 0..n { store.pull(out.project_id, None).await.unwrap(); }
-    println!("pull: {:?}/op", t.elapsed() / n as u32);
+    let slow: Vec<(usize, u128)> = lat.iter().enumerate().filter(|(_, d)| d.as_millis() > 3).map(|(i, d)| (i, d.as_millis())).collect();
+    println!("slow: {slow:?}");
+    lat.sort();
+    println!("push p50 {:?} p99 {:?} max {:?}", lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat[lat.len() - 1]);
+    let mut lat = vec![];
+    for _ in 0..n { let t = Instant::now(); store.pull(out.project_id, None).await.unwrap(); lat.push(t.elapsed()); }
+    lat.sort();
+    println!("pull p50 {:?} p99 {:?} max {:?}", lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat[lat.len() - 1]);
 }

@@ -9,7 +9,7 @@ use idse_protocol::{content_hash, Stage};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{Executor, Row};
 use uuid::Uuid;
 
 use crate::rules::{self, Hashed};
@@ -24,10 +24,50 @@ pub struct PostgresStore {
 }
 
 // Legacy rows may hold NULL timestamps and revision, so the select coalesces them.
-const PROJECT_COLUMNS: &str = "id, name, stack, framework, state_json, \
-     COALESCE(created_at, updated_at, now()) AS created_at, \
-     COALESCE(updated_at, created_at, now()) AS updated_at, \
-     last_synced, last_agent, last_session_id, COALESCE(revision, 0) AS revision";
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, \
+     COALESCE(p.created_at, p.updated_at, now()) AS created_at, \
+     COALESCE(p.updated_at, p.created_at, now()) AS updated_at, \
+     p.last_synced, p.last_agent, p.last_session_id, COALESCE(p.revision, 0) AS revision";
+
+/// The project row, locked, with the hashes of one session's current texts: one round trip.
+/// The hashes come from the statement's snapshot, which is older than the locked row when the
+/// statement waited for the lock; `doc_revision` tells (see `fresh_hashes`).
+const LOCK_WITH_HASHES: &str = "(SELECT COALESCE(max(d.revision), 0) FROM documents d \
+     WHERE d.project_id = p.id) AS doc_revision, ARRAY(SELECT d.artifact FROM documents d \
+     WHERE d.project_id = p.id AND d.session_id = $2 ORDER BY d.artifact) AS doc_keys, \
+     ARRAY(SELECT d.sha256 FROM documents d \
+     WHERE d.project_id = p.id AND d.session_id = $2 ORDER BY d.artifact) AS doc_hashes";
+
+/// Every write of an accepted push in one statement: history rows, document pointers, the
+/// session row, and the `projects` row (which mirrors the pushed session's texts).
+const WRITE_PUSH: &str = "WITH rev AS ( \
+       INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
+       SELECT $1, $2, k, $3, h, t, $7, $8, $9 FROM UNNEST($4::text[], $5::text[], $6::text[]) AS u(k, t, h) \
+       RETURNING id, artifact, sha256 \
+     ), doc AS ( \
+       INSERT INTO documents (project_id, session_id, artifact, sha256, revision, rev_id, updated_at) \
+       SELECT $1, $2, artifact, sha256, $3, id, $9 FROM rev \
+       ON CONFLICT (project_id, session_id, artifact) DO UPDATE SET sha256 = excluded.sha256, \
+         revision = excluded.revision, rev_id = excluded.rev_id, updated_at = excluded.updated_at \
+     ), ses AS ( \
+       INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, created_at, updated_at) \
+       VALUES ($1, $2, $10, $11, $9, $9) \
+       ON CONFLICT (project_id, session_id) DO UPDATE SET \
+         state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
+         session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
+         updated_at = excluded.updated_at \
+     ) \
+     UPDATE projects SET updated_at = $9, last_synced = $9, revision = $3, last_session_id = $2, \
+       stack = COALESCE($12, stack), framework = COALESCE($13, framework), \
+       state_json = COALESCE($10, state_json), last_agent = COALESCE($7, last_agent), \
+       intent_md = CASE WHEN $14 THEN $15 ELSE intent_md END, \
+       context_md = CASE WHEN $16 THEN $17 ELSE context_md END, \
+       spec_md = CASE WHEN $18 THEN $19 ELSE spec_md END, \
+       plan_md = CASE WHEN $20 THEN $21 ELSE plan_md END, \
+       tasks_md = CASE WHEN $22 THEN $23 ELSE tasks_md END, \
+       implementation_md = CASE WHEN $24 THEN $25 ELSE implementation_md END, \
+       feedback_md = CASE WHEN $26 THEN $27 ELSE feedback_md END \
+     WHERE id = $1";
 
 const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md, \
      implementation_md, feedback_md";
@@ -38,6 +78,17 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // lz4 compresses stage texts several times faster than the default pglz;
+                    // a session setting, so no column of a team's table is altered. Servers
+                    // built without lz4 refuse it and keep their default.
+                    if let Err(e) = conn.execute("SET default_toast_compression = 'lz4'").await {
+                        tracing::debug!(error = %e, "lz4 TOAST compression unavailable");
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
@@ -74,7 +125,7 @@ async fn select_project(
     lock: bool,
 ) -> Result<Option<ProjectRecord>, StoreError> {
     let sql = format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1{}",
+        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
     let row = sqlx::query(&sql)
@@ -90,7 +141,8 @@ async fn session_texts(
     session: &str,
 ) -> Result<BTreeMap<String, (String, String)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT artifact, text, sha256 FROM documents WHERE project_id = $1 AND session_id = $2",
+        "SELECT d.artifact, r.text, d.sha256 FROM documents d JOIN revisions r ON r.id = d.rev_id \
+         WHERE d.project_id = $1 AND d.session_id = $2",
     )
     .bind(project)
     .bind(session)
@@ -106,15 +158,26 @@ async fn session_texts(
         .collect()
 }
 
-async fn session_hashes(
+/// The session's hashes read with the locked row. Every push that changes a text sets the
+/// project's revision and its documents' revision alike, so a snapshot whose newest document is
+/// older than the locked row missed a concurrent push: then the hashes are read again, now
+/// under the lock.
+async fn fresh_hashes(
     conn: &mut PgConnection,
-    project: Uuid,
+    row: &PgRow,
+    project: &ProjectRecord,
     session: &str,
 ) -> Result<BTreeMap<String, String>, StoreError> {
+    let doc_revision: i64 = row.try_get("doc_revision")?;
+    if doc_revision == project.revision {
+        let keys: Vec<String> = row.try_get("doc_keys")?;
+        let hashes: Vec<String> = row.try_get("doc_hashes")?;
+        return Ok(keys.into_iter().zip(hashes).collect());
+    }
     let rows = sqlx::query(
         "SELECT artifact, sha256 FROM documents WHERE project_id = $1 AND session_id = $2",
     )
-    .bind(project)
+    .bind(project.id)
     .bind(session)
     .fetch_all(&mut *conn)
     .await?;
@@ -162,16 +225,26 @@ async fn legacy_texts(
 }
 
 impl PostgresStore {
-    async fn find_or_create(
+    /// Locks the pushed-to project (creating it by name if needed) and reads the session's
+    /// current hashes. Returns the project, whether it was created, and the hashes.
+    async fn lock_project(
         conn: &mut PgConnection,
         input: &PushInput,
         now: DateTime<Utc>,
-    ) -> Result<(ProjectRecord, bool), StoreError> {
+    ) -> Result<(ProjectRecord, bool, BTreeMap<String, String>), StoreError> {
         if let Some(id) = input.project_id {
-            let project = select_project(conn, id, true)
+            let sql = format!(
+                "SELECT {PROJECT_COLUMNS}, {LOCK_WITH_HASHES} FROM projects p WHERE p.id = $1 FOR UPDATE OF p"
+            );
+            let row = sqlx::query(&sql)
+                .bind(id)
+                .bind(&input.session_id)
+                .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::ProjectNotFound(id))?;
-            return Ok((project, false));
+            let project = project_from_row(&row)?;
+            let hashes = fresh_hashes(conn, &row, &project, &input.session_id).await?;
+            return Ok((project, false, hashes));
         }
         // Serialises creation by name even where a team's table could not get the unique index.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7317))")
@@ -179,15 +252,18 @@ impl PostgresStore {
             .execute(&mut *conn)
             .await?;
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1 \
-             ORDER BY created_at NULLS LAST LIMIT 1 FOR UPDATE"
+            "SELECT {PROJECT_COLUMNS}, {LOCK_WITH_HASHES} FROM projects p WHERE p.name = $1 \
+             ORDER BY p.created_at NULLS LAST LIMIT 1 FOR UPDATE OF p"
         );
         if let Some(row) = sqlx::query(&sql)
             .bind(&input.project_name)
+            .bind(&input.session_id)
             .fetch_optional(&mut *conn)
             .await?
         {
-            return Ok((project_from_row(&row)?, false));
+            let project = project_from_row(&row)?;
+            let hashes = fresh_hashes(conn, &row, &project, &input.session_id).await?;
+            return Ok((project, false, hashes));
         }
         let id = Uuid::new_v4();
         sqlx::query(
@@ -214,49 +290,43 @@ impl PostgresStore {
             last_session_id: None,
             revision: 0,
         };
-        Ok((project, true))
+        Ok((project, true, BTreeMap::new()))
     }
 
     /// Copies a legacy row's stage columns into documents and history (revision 0), so the first
-    /// push to it is checked against, and keeps, what the team already had.
+    /// push to it is checked against, and keeps, what the team already had. Returns the session
+    /// the texts were filed under, if any were adopted.
     async fn adopt_legacy(
         conn: &mut PgConnection,
         project: &mut ProjectRecord,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let Some((session, texts)) = legacy_texts(conn, project).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        for (key, (text, hash)) in &texts {
-            sqlx::query(
-                "INSERT INTO documents (project_id, session_id, artifact, text, sha256, revision, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
-            )
-            .bind(project.id)
-            .bind(&session)
-            .bind(key)
-            .bind(text)
-            .bind(hash)
-            .bind(project.updated_at)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
-                 VALUES ($1, $2, $3, 0, $4, $5, NULL, 'imported', $6)",
-            )
-            .bind(project.id)
-            .bind(&session)
-            .bind(key)
-            .bind(hash)
-            .bind(text)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
+        let keys: Vec<&str> = texts.keys().map(String::as_str).collect();
+        let bodies: Vec<&str> = texts.values().map(|(t, _)| t.as_str()).collect();
+        let hashes: Vec<&str> = texts.values().map(|(_, h)| h.as_str()).collect();
+        sqlx::query(
+            "WITH rev AS ( \
+               INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
+               SELECT $1, $2, k, 0, h, t, NULL, 'imported', $6 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u(k, t, h) \
+               RETURNING id, artifact, sha256) \
+             INSERT INTO documents (project_id, session_id, artifact, sha256, revision, rev_id, updated_at) \
+             SELECT $1, $2, artifact, sha256, 0, id, $6 FROM rev",
+        )
+        .bind(project.id)
+        .bind(&session)
+        .bind(&keys)
+        .bind(&bodies)
+        .bind(&hashes)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
         if project.last_session_id.is_none() {
-            project.last_session_id = Some(session);
+            project.last_session_id = Some(session.clone());
         }
-        Ok(())
+        Ok(Some(session))
     }
 
     async fn apply(
@@ -267,99 +337,52 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let revision = project.revision + i64::from(!changes.is_empty());
-        let agent = input.effective_agent();
-        if !changes.is_empty() {
-            let keys: Vec<&str> = changes.iter().map(|c| c.key).collect();
-            let texts: Vec<&str> = changes.iter().map(|c| c.text).collect();
-            let hashes: Vec<&str> = changes.iter().map(|c| c.hash.as_str()).collect();
-            // One round trip each for all changed stages.
-            sqlx::query(
-                "INSERT INTO documents (project_id, session_id, artifact, text, sha256, revision, updated_at) \
-                 SELECT $1, $2, k, t, h, $6, $7 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u(k, t, h) \
-                 ON CONFLICT (project_id, session_id, artifact) DO UPDATE SET \
-                 text = excluded.text, sha256 = excluded.sha256, revision = excluded.revision, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(project.id)
-            .bind(&input.session_id)
-            .bind(&keys)
-            .bind(&texts)
-            .bind(&hashes)
-            .bind(revision)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
-                 SELECT $1, $2, k, $6, h, t, $7, $8, $9 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u(k, t, h)",
-            )
-            .bind(project.id)
-            .bind(&input.session_id)
-            .bind(&keys)
-            .bind(&texts)
-            .bind(&hashes)
-            .bind(revision)
-            .bind(&agent)
-            .bind(&input.author)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
-        let state = input.state_json.as_ref().map(Json);
-        let metadata = input.session_metadata.as_ref().map(Json);
-        sqlx::query(
-            "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) \
-             ON CONFLICT (project_id, session_id) DO UPDATE SET \
-             state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
-             session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
-             updated_at = excluded.updated_at",
-        )
-        .bind(project.id)
-        .bind(&input.session_id)
-        .bind(state)
-        .bind(metadata)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-
+        let keys: Vec<&str> = changes.iter().map(|c| c.key).collect();
+        let texts: Vec<&str> = changes.iter().map(|c| c.text).collect();
+        let hashes: Vec<&str> = changes.iter().map(|c| c.hash.as_str()).collect();
         let same_session = project.last_session_id.as_deref() == Some(input.session_id.as_str());
-        let texts: BTreeMap<String, String> = if same_session {
+        let session_texts: BTreeMap<String, String> = if same_session {
             changes
                 .iter()
                 .map(|c| (c.key.to_owned(), c.text.to_owned()))
                 .collect()
         } else {
-            session_texts(conn, project.id, &input.session_id)
-                .await?
-                .into_iter()
-                .map(|(k, (text, _))| (k, text))
-                .collect()
+            // The row moves to another session: mirror all of that session's texts.
+            let mut all: BTreeMap<String, String> =
+                session_texts(conn, project.id, &input.session_id)
+                    .await?
+                    .into_iter()
+                    .map(|(k, (text, _))| (k, text))
+                    .collect();
+            for c in changes {
+                all.insert(c.key.to_owned(), c.text.to_owned());
+            }
+            all
         };
-        let mut update = QueryBuilder::new("UPDATE projects SET updated_at = ");
-        update.push_bind(now);
-        update.push(", last_synced = ").push_bind(now);
-        update.push(", revision = ").push_bind(revision);
-        update
-            .push(", last_session_id = ")
-            .push_bind(&input.session_id);
-        if let Some(stack) = &input.stack {
-            update.push(", stack = ").push_bind(stack);
+        let mirror = rules::mirror_columns(&session_texts, changes, same_session);
+        let mut query = sqlx::query(WRITE_PUSH)
+            .bind(project.id)
+            .bind(&input.session_id)
+            .bind(revision)
+            .bind(&keys)
+            .bind(&texts)
+            .bind(&hashes)
+            .bind(input.effective_agent())
+            .bind(&input.author)
+            .bind(now)
+            .bind(input.state_json.as_ref().map(Json))
+            .bind(input.session_metadata.as_ref().map(Json))
+            .bind(&input.stack)
+            .bind(&input.framework);
+        for stage in Stage::ALL {
+            let set = mirror
+                .iter()
+                .find(|(column, _)| *column == stage.artifact_key());
+            query = query
+                .bind(set.is_some())
+                .bind(set.and_then(|(_, text)| text.clone()));
         }
-        if let Some(framework) = &input.framework {
-            update.push(", framework = ").push_bind(framework);
-        }
-        if let Some(state) = &state {
-            update.push(", state_json = ").push_bind(state);
-        }
-        if let Some(agent) = &agent {
-            update.push(", last_agent = ").push_bind(agent);
-        }
-        for (column, text) in rules::mirror_columns(&texts, changes, same_session) {
-            update.push(format_args!(", {column} = ")).push_bind(text);
-        }
-        update.push(" WHERE id = ").push_bind(project.id);
-        update.build().execute(&mut *conn).await?;
+        query.execute(&mut *conn).await?;
         Ok(revision)
     }
 }
@@ -380,11 +403,18 @@ impl Store for PostgresStore {
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
         let hashed = rules::hash_artifacts(&input);
         let mut tx = self.pool.begin().await?;
-        let (mut project, created) = Self::find_or_create(&mut tx, &input, now).await?;
-        if !created {
-            Self::adopt_legacy(&mut tx, &mut project, now).await?;
+        let (mut project, created, mut current) = Self::lock_project(&mut tx, &input, now).await?;
+        if !created && project.revision == 0 && current.is_empty() {
+            if let Some(session) = Self::adopt_legacy(&mut tx, &mut project, now).await? {
+                if session == input.session_id {
+                    current = session_texts(&mut tx, project.id, &session)
+                        .await?
+                        .into_iter()
+                        .map(|(k, (_, h))| (k, h))
+                        .collect();
+                }
+            }
         }
-        let current = session_hashes(&mut tx, project.id, &input.session_id).await?;
         let changes = match rules::plan_push(&current, &hashed, &input) {
             Ok(changes) => changes,
             Err(pending) => {
@@ -419,47 +449,66 @@ impl Store for PostgresStore {
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {
-        // REPEATABLE READ: the texts and the revision belong to the same moment.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let record = select_project(&mut tx, project, false)
+        // One statement, so the texts and the revision belong to the same snapshot.
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS}, w.sid, s.state_json AS session_state, s.updated_at AS session_updated, \
+               (s.session_id IS NOT NULL) AS has_session, k.keys, k.texts, k.hashes \
+             FROM projects p \
+             CROSS JOIN LATERAL (SELECT COALESCE($2, p.last_session_id, '__blueprint__') AS sid) w \
+             LEFT JOIN project_sessions s ON s.project_id = p.id AND s.session_id = w.sid \
+             CROSS JOIN LATERAL ( \
+               SELECT array_agg(d.artifact ORDER BY d.artifact) AS keys, \
+                      array_agg(r.text ORDER BY d.artifact) AS texts, \
+                      array_agg(d.sha256 ORDER BY d.artifact) AS hashes \
+               FROM documents d JOIN revisions r ON r.id = d.rev_id \
+               WHERE d.project_id = p.id AND d.session_id = w.sid) k \
+             WHERE p.id = $1"
+        );
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(&sql)
+            .bind(project)
+            .bind(session)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::ProjectNotFound(project))?;
-        let legacy = legacy_texts(&mut tx, &record).await?;
-        let session_id = session
-            .map(str::to_owned)
-            .or_else(|| record.last_session_id.clone())
-            .or_else(|| legacy.as_ref().map(|(s, _)| s.clone()))
-            .unwrap_or_else(|| idse_protocol::BLUEPRINT_SESSION.to_owned());
-        let session_row = sqlx::query(
-            "SELECT state_json, updated_at FROM project_sessions WHERE project_id = $1 AND session_id = $2",
-        )
-        .bind(project)
-        .bind(&session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let texts = match legacy {
-            Some((legacy_session, texts)) if legacy_session == session_id => texts,
-            _ => session_texts(&mut tx, project, &session_id).await?,
-        };
-        let (state_json, updated_at) = match &session_row {
-            Some(row) => (
-                row.try_get::<Option<Json<Value>>, _>("state_json")?
-                    .map(|j| j.0),
-                row.try_get("updated_at")?,
-            ),
-            None if session.is_some() && texts.is_empty() => {
-                return Err(StoreError::SessionNotFound {
-                    project,
-                    session: session_id,
-                })
+        let record = project_from_row(&row)?;
+        let mut session_id: String = row.try_get("sid")?;
+        let keys: Option<Vec<String>> = row.try_get("keys")?;
+        let mut texts: BTreeMap<String, (String, String)> = match keys {
+            Some(keys) => {
+                let bodies: Vec<String> = row.try_get("texts")?;
+                let hashes: Vec<String> = row.try_get("hashes")?;
+                keys.into_iter()
+                    .zip(bodies.into_iter().zip(hashes))
+                    .collect()
             }
-            None => (record.state_json.clone(), record.updated_at),
+            None => BTreeMap::new(),
+        };
+        if texts.is_empty() {
+            if let Some((legacy_session, legacy)) = legacy_texts(&mut conn, &record).await? {
+                if session.is_none() || session == Some(legacy_session.as_str()) {
+                    session_id = legacy_session;
+                    texts = legacy;
+                }
+            }
+        }
+        let has_session: bool = row.try_get("has_session")?;
+        let (state_json, updated_at) = if has_session {
+            (
+                row.try_get::<Option<Json<Value>>, _>("session_state")?
+                    .map(|j| j.0),
+                row.try_get("session_updated")?,
+            )
+        } else if session.is_some() && texts.is_empty() {
+            return Err(StoreError::SessionNotFound {
+                project,
+                session: session_id,
+            });
+        } else {
+            (record.state_json.clone(), record.updated_at)
         };
         let (artifacts, hashes) = rules::split_texts(texts);
-        let snapshot = Snapshot {
+        Ok(Snapshot {
             project_id: project,
             session_id,
             name: record.name,
@@ -470,9 +519,7 @@ impl Store for PostgresStore {
             state_json: state_json.or(record.state_json),
             updated_at,
             revision: record.revision,
-        };
-        tx.commit().await?;
-        Ok(snapshot)
+        })
     }
 
     async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError> {
@@ -484,7 +531,7 @@ impl Store for PostgresStore {
 
     async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY updated_at DESC NULLS LAST, name"
+            "SELECT {PROJECT_COLUMNS} FROM projects p ORDER BY p.updated_at DESC NULLS LAST, p.name"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(project_from_row).collect()
@@ -496,9 +543,6 @@ impl Store for PostgresStore {
         filter: &HistoryFilter,
     ) -> Result<Vec<RevisionRecord>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        select_project(&mut conn, project, false)
-            .await?
-            .ok_or(StoreError::ProjectNotFound(project))?;
         let rows = sqlx::query(
             "SELECT session_id, artifact, revision, sha256, octet_length(text)::bigint AS bytes, agent, author, pushed_at \
              FROM revisions WHERE project_id = $1 \
@@ -511,6 +555,11 @@ impl Store for PostgresStore {
         .bind(filter.limit)
         .fetch_all(&mut *conn)
         .await?;
+        if rows.is_empty() {
+            select_project(&mut conn, project, false)
+                .await?
+                .ok_or(StoreError::ProjectNotFound(project))?;
+        }
         rows.iter()
             .map(|r| {
                 Ok(RevisionRecord {
@@ -529,9 +578,6 @@ impl Store for PostgresStore {
 
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let record = select_project(&mut conn, project, false)
-            .await?
-            .ok_or(StoreError::ProjectNotFound(project))?;
         let found: Option<String> = sqlx::query_scalar(
             "SELECT text FROM revisions WHERE project_id = $1 AND sha256 = $2 LIMIT 1",
         )
@@ -542,6 +588,9 @@ impl Store for PostgresStore {
         if let Some(text) = found {
             return Ok(text);
         }
+        let record = select_project(&mut conn, project, false)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(project))?;
         // A legacy row's texts are in history only once it was first pushed to.
         let legacy = legacy_texts(&mut conn, &record).await?;
         legacy

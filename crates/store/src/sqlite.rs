@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,10 +25,40 @@ use crate::{
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    _checkpoints: Arc<Checkpoints>,
 }
 
-const PROJECT_COLUMNS: &str = "id, name, stack, framework, state_json, created_at, updated_at, \
-     last_synced, last_agent, last_session_id, revision";
+/// Checkpoints the WAL in the background, so no push waits for a checkpoint's fsync; stops
+/// with the last clone of the store.
+#[derive(Debug)]
+struct Checkpoints(tokio::task::AbortHandle);
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Checkpoints {
+    fn start(pool: SqlitePool) -> Self {
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+        Self(task.abort_handle())
+    }
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, p.created_at, \
+     p.updated_at, p.last_synced, p.last_agent, p.last_session_id, p.revision";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
@@ -54,15 +85,23 @@ impl SqliteStore {
                     .acquire_timeout
                     .max(std::time::Duration::from_secs(10)),
             )
-            .connect_with(connect.clone())
+            .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.clamp(1, 8))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            _checkpoints: Arc::new(Checkpoints::start(checkpointer)),
+        })
     }
 }
 
@@ -106,7 +145,7 @@ async fn select_project(
     conn: &mut SqliteConnection,
     id: Uuid,
 ) -> Result<Option<ProjectRecord>, StoreError> {
-    let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?");
+    let sql = format!("SELECT {PROJECT_COLUMNS} FROM project_rows p WHERE p.id = ?");
     let row = sqlx::query(&sql)
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
@@ -120,7 +159,8 @@ async fn session_texts(
     session: &str,
 ) -> Result<BTreeMap<String, (String, String)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT artifact, text, sha256 FROM documents WHERE project_id = ? AND session_id = ?",
+        "SELECT d.artifact, r.text, d.sha256 FROM documents d JOIN revisions r ON r.id = d.rev_id \
+         WHERE d.project_id = ? AND d.session_id = ?",
     )
     .bind(project.to_string())
     .bind(session)
@@ -136,46 +176,43 @@ async fn session_texts(
         .collect()
 }
 
-async fn session_hashes(
-    conn: &mut SqliteConnection,
-    project: Uuid,
-    session: &str,
-) -> Result<BTreeMap<String, String>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT artifact, sha256 FROM documents WHERE project_id = ? AND session_id = ?",
-    )
-    .bind(project.to_string())
-    .bind(session)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("artifact")?, r.try_get("sha256")?)))
-        .collect()
-}
-
 impl SqliteStore {
+    /// The pushed-to project (created by name if needed) and the session's current hashes, in
+    /// one query. The writer connection is the only writer, so nothing moves under us.
     async fn find_or_create(
         conn: &mut SqliteConnection,
         input: &PushInput,
         now: DateTime<Utc>,
-    ) -> Result<(ProjectRecord, bool), StoreError> {
-        if let Some(id) = input.project_id {
-            let project = select_project(conn, id)
-                .await?
-                .ok_or(StoreError::ProjectNotFound(id))?;
-            return Ok((project, false));
-        }
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?");
+    ) -> Result<(ProjectRecord, bool, BTreeMap<String, String>), StoreError> {
+        let (filter, key) = match input.project_id {
+            Some(id) => ("p.id = ?1", id.to_string()),
+            None => ("p.name = ?1", input.project_name.clone()),
+        };
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS}, (SELECT json_group_object(d.artifact, d.sha256) FROM documents d \
+             WHERE d.project_id = p.id AND d.session_id = ?2) AS hashes FROM project_rows p WHERE {filter}"
+        );
         if let Some(row) = sqlx::query(&sql)
-            .bind(&input.project_name)
+            .bind(&key)
+            .bind(&input.session_id)
             .fetch_optional(&mut *conn)
             .await?
         {
-            return Ok((project_from_row(&row)?, false));
+            let hashes: BTreeMap<String, String> =
+                match row.try_get::<Option<String>, _>("hashes")? {
+                    Some(json) => serde_json::from_str(&json).map_err(|e| {
+                        StoreError::Corrupt(format!("document hashes do not parse: {e}"))
+                    })?,
+                    None => BTreeMap::new(),
+                };
+            return Ok((project_from_row(&row)?, false, hashes));
+        }
+        if let Some(id) = input.project_id {
+            return Err(StoreError::ProjectNotFound(id));
         }
         let id = Uuid::new_v4();
         sqlx::query(
-            "INSERT INTO projects (id, name, stack, framework, created_at, updated_at, revision) \
+            "INSERT INTO project_rows (id, name, stack, framework, created_at, updated_at, revision) \
              VALUES (?, ?, ?, ?, ?, ?, 0)",
         )
         .bind(id.to_string())
@@ -199,7 +236,7 @@ impl SqliteStore {
             last_session_id: None,
             revision: 0,
         };
-        Ok((project, true))
+        Ok((project, true, BTreeMap::new()))
     }
 
     async fn apply(
@@ -212,38 +249,23 @@ impl SqliteStore {
         let id = project.id.to_string();
         let revision = project.revision + i64::from(!changes.is_empty());
         let agent = input.effective_agent();
-        for change in changes {
-            sqlx::query(
-                "INSERT INTO documents (project_id, session_id, artifact, text, sha256, revision, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (project_id, session_id, artifact) DO UPDATE SET \
-                 text = excluded.text, sha256 = excluded.sha256, revision = excluded.revision, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(&id)
-            .bind(&input.session_id)
-            .bind(change.key)
-            .bind(change.text)
-            .bind(&change.hash)
-            .bind(revision)
-            .bind(micros(now))
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(&input.session_id)
-            .bind(change.key)
-            .bind(revision)
-            .bind(&change.hash)
-            .bind(change.text)
-            .bind(&agent)
-            .bind(&input.author)
-            .bind(micros(now))
-            .execute(&mut *conn)
-            .await?;
+        if !changes.is_empty() {
+            // One statement for every changed stage; a trigger moves the documents along.
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) ",
+            );
+            insert.push_values(changes, |mut row, change| {
+                row.push_bind(&id)
+                    .push_bind(&input.session_id)
+                    .push_bind(change.key)
+                    .push_bind(revision)
+                    .push_bind(&change.hash)
+                    .push_bind(change.text)
+                    .push_bind(&agent)
+                    .push_bind(&input.author)
+                    .push_bind(micros(now));
+            });
+            insert.build().execute(&mut *conn).await?;
         }
         let state = input.state_json.as_ref().map(Value::to_string);
         let metadata = input.session_metadata.as_ref().map(Value::to_string);
@@ -264,43 +286,21 @@ impl SqliteStore {
         .execute(&mut *conn)
         .await?;
 
-        let same_session = project.last_session_id.as_deref() == Some(input.session_id.as_str());
-        let texts: BTreeMap<String, String> = if same_session {
-            changes
-                .iter()
-                .map(|c| (c.key.to_owned(), c.text.to_owned()))
-                .collect()
-        } else {
-            session_texts(conn, project.id, &input.session_id)
-                .await?
-                .into_iter()
-                .map(|(k, (text, _))| (k, text))
-                .collect()
-        };
-        let mut update = QueryBuilder::new("UPDATE projects SET updated_at = ");
-        update.push_bind(micros(now));
-        update.push(", last_synced = ").push_bind(micros(now));
-        update.push(", revision = ").push_bind(revision);
-        update
-            .push(", last_session_id = ")
-            .push_bind(&input.session_id);
-        if let Some(stack) = &input.stack {
-            update.push(", stack = ").push_bind(stack);
-        }
-        if let Some(framework) = &input.framework {
-            update.push(", framework = ").push_bind(framework);
-        }
-        if let Some(state) = &state {
-            update.push(", state_json = ").push_bind(state);
-        }
-        if let Some(agent) = &agent {
-            update.push(", last_agent = ").push_bind(agent);
-        }
-        for (column, text) in rules::mirror_columns(&texts, changes, same_session) {
-            update.push(format_args!(", {column} = ")).push_bind(text);
-        }
-        update.push(" WHERE id = ").push_bind(&id);
-        update.build().execute(&mut *conn).await?;
+        sqlx::query(
+            "UPDATE project_rows SET updated_at = ?1, last_synced = ?1, revision = ?2, \
+             last_session_id = ?3, stack = COALESCE(?4, stack), framework = COALESCE(?5, framework), \
+             state_json = COALESCE(?6, state_json), last_agent = COALESCE(?7, last_agent) WHERE id = ?8",
+        )
+        .bind(micros(now))
+        .bind(revision)
+        .bind(&input.session_id)
+        .bind(&input.stack)
+        .bind(&input.framework)
+        .bind(&state)
+        .bind(&agent)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
         Ok(revision)
     }
 }
@@ -321,8 +321,7 @@ impl Store for SqliteStore {
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
         let hashed = rules::hash_artifacts(&input);
         let mut tx = self.writer.begin().await?;
-        let (project, created) = Self::find_or_create(&mut tx, &input, now).await?;
-        let current = session_hashes(&mut tx, project.id, &input.session_id).await?;
+        let (project, created, current) = Self::find_or_create(&mut tx, &input, now).await?;
         let changes = match rules::plan_push(&current, &hashed, &input) {
             Ok(changes) => changes,
             Err(pending) => {
@@ -412,7 +411,9 @@ impl Store for SqliteStore {
     }
 
     async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY updated_at DESC, name");
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS} FROM project_rows p ORDER BY p.updated_at DESC, p.name"
+        );
         let rows = sqlx::query(&sql).fetch_all(&self.reader).await?;
         rows.iter().map(project_from_row).collect()
     }

@@ -42,17 +42,7 @@ CREATE TABLE IF NOT EXISTS project_sessions (
     PRIMARY KEY (project_id, session_id)
 );
 
-CREATE TABLE IF NOT EXISTS documents (
-    project_id UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
-    session_id TEXT NOT NULL,
-    artifact TEXT NOT NULL,
-    text TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    revision BIGINT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-    PRIMARY KEY (project_id, session_id, artifact)
-);
-
+-- Every accepted text, once.
 CREATE TABLE IF NOT EXISTS revisions (
     id BIGSERIAL PRIMARY KEY,
     project_id UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
@@ -67,3 +57,15 @@ CREATE TABLE IF NOT EXISTS revisions (
 );
 CREATE INDEX IF NOT EXISTS revisions_by_project ON revisions (project_id, id);
 CREATE INDEX IF NOT EXISTS revisions_by_hash ON revisions (project_id, sha256);
+
+-- The current text of each stage of each session: a pointer into the history.
+CREATE TABLE IF NOT EXISTS documents (
+    project_id UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL,
+    artifact TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    rev_id BIGINT NOT NULL REFERENCES revisions (id),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    PRIMARY KEY (project_id, session_id, artifact)
+);

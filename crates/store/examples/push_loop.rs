@@ -5,10 +5,29 @@ use std::time::Instant;
 async fn main() {
     let url = std::env::args().nth(1).unwrap();
     let store = open(&url, &OpenOptions::default()).await.unwrap();
-    let stages = ["intent_md", "context_md", "spec_md", "plan_md", "tasks_md", "implementation_md", "feedback_md"];
-    let text = |s: &str, v: u64| format!("# {s} {v}\n{}", "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n".repeat(180));
-    let mut input = PushInput { project_name: format!("loop-{}", std::process::id()), session_id: "__blueprint__".into(), ..Default::default() };
-    for s in stages { input.artifacts.insert(s.into(), text(s, 0)); }
+    let stages = [
+        "intent_md",
+        "context_md",
+        "spec_md",
+        "plan_md",
+        "tasks_md",
+        "implementation_md",
+        "feedback_md",
+    ];
+    let text = |s: &str, v: u64| {
+        format!(
+            "# {s} {v}\n{}",
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n".repeat(180)
+        )
+    };
+    let mut input = PushInput {
+        project_name: format!("loop-{}", std::process::id()),
+        session_id: "__blueprint__".into(),
+        ..Default::default()
+    };
+    for s in stages {
+        input.artifacts.insert(s.into(), text(s, 0));
+    }
     let out = store.push(input.clone(), chrono::Utc::now()).await.unwrap();
     input.project_id = Some(out.project_id);
     let mut hashes = out.hashes;
@@ -19,15 +38,38 @@ async fn main() {
         input.artifacts.insert(s.into(), text(s, v));
         input.base = Some(hashes.clone());
         let t = Instant::now();
-        hashes = store.push(input.clone(), chrono::Utc::now()).await.unwrap().hashes;
+        hashes = store
+            .push(input.clone(), chrono::Utc::now())
+            .await
+            .unwrap()
+            .hashes;
         lat.push(t.elapsed());
     }
-    let slow: Vec<(usize, u128)> = lat.iter().enumerate().filter(|(_, d)| d.as_millis() > 3).map(|(i, d)| (i, d.as_millis())).collect();
+    let slow: Vec<(usize, u128)> = lat
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.as_millis() > 3)
+        .map(|(i, d)| (i, d.as_millis()))
+        .collect();
     println!("slow: {slow:?}");
     lat.sort();
-    println!("push p50 {:?} p99 {:?} max {:?}", lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat[lat.len() - 1]);
+    println!(
+        "push p50 {:?} p99 {:?} max {:?}",
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100],
+        lat[lat.len() - 1]
+    );
     let mut lat = vec![];
-    for _ in 0..n { let t = Instant::now(); store.pull(out.project_id, None).await.unwrap(); lat.push(t.elapsed()); }
+    for _ in 0..n {
+        let t = Instant::now();
+        store.pull(out.project_id, None).await.unwrap();
+        lat.push(t.elapsed());
+    }
     lat.sort();
-    println!("pull p50 {:?} p99 {:?} max {:?}", lat[lat.len() / 2], lat[lat.len() * 99 / 100], lat[lat.len() - 1]);
+    println!(
+        "pull p50 {:?} p99 {:?} max {:?}",
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100],
+        lat[lat.len() - 1]
+    );
 }

@@ -637,7 +637,7 @@ fn needs_cr(f: &[File<'_>; 3], m: &Region) -> bool {
             return false;
         }
     }
-    checks.iter().any(|c| *c == Some(true))
+    checks.contains(&Some(true))
 }
 
 fn push_lines(out: &mut String, lines: &[&str], ensure_eol: Option<&str>) {

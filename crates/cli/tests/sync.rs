@@ -1,0 +1,361 @@
+//! The `idse` binary against a real gateway on 127.0.0.1:0: two workspaces editing one project,
+//! conflicts and their resolution, a pull killed half-way, and working offline.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use idse_store::testing;
+use tokio::process::Command;
+
+struct Gw {
+    url: String,
+    _fixture: testing::TestStore,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn gateway() -> Gw {
+    let fixture = testing::sqlite().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = idse_gateway::app(fixture.store.clone(), Default::default());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Gw {
+        url,
+        _fixture: fixture,
+        _server: server,
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn idse(dir: &Path, url: &str, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_idse"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("IDSE_AGENCY_URL", url)
+        .env("HOME", dir)
+        .output()
+        .await
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn stage_file(ws: &Path, rel: &str) -> PathBuf {
+    ws.join(".idse/projects/demo/sessions/__blueprint__")
+        .join(rel)
+}
+
+fn spec_text(lines: &[&str]) -> String {
+    let mut s = "# Specification\n\n## Purpose\n".to_owned();
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A project pushed from `a` and cloned (by pulling) into `b`.
+async fn two_workspaces(gw: &Gw) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    assert_eq!(idse(&a, &gw.url, &["init", "demo"]).await.code, 0);
+    std::fs::write(
+        stage_file(&a, "specs/spec.md"),
+        spec_text(&["one", "two", "three", "four", "five", "six"]),
+    )
+    .unwrap();
+    let pushed = idse(&a, &gw.url, &["sync", "push"]).await;
+    assert_eq!(pushed.code, 0, "{}{}", pushed.stdout, pushed.stderr);
+    // b starts from a's folder without its sync state, as a teammate's copy would, then pulls.
+    copy_dir(&a.join(".idse"), &b.join(".idse"));
+    std::fs::remove_dir_all(b.join(".idse/projects/demo/.sync")).unwrap();
+    let pulled = idse(&b, &gw.url, &["sync", "pull"]).await;
+    assert_eq!(pulled.code, 0, "{}{}", pulled.stdout, pulled.stderr);
+    (tmp, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disjoint_edits_merge_cleanly() {
+    let gw = gateway().await;
+    let (_tmp, a, b) = two_workspaces(&gw).await;
+    let spec = |ws: &Path| stage_file(ws, "specs/spec.md");
+    std::fs::write(
+        spec(&a),
+        spec_text(&["ONE by a", "two", "three", "four", "five", "six"]),
+    )
+    .unwrap();
+    std::fs::write(
+        spec(&b),
+        spec_text(&["one", "two", "three", "four", "five", "SIX by b"]),
+    )
+    .unwrap();
+    assert_eq!(idse(&a, &gw.url, &["sync", "push", "spec"]).await.code, 0);
+    let refused = idse(&b, &gw.url, &["sync", "push", "spec"]).await;
+    assert_eq!(
+        refused.code, 1,
+        "b's push must be refused: {}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("idse sync pull"),
+        "{}",
+        refused.stdout
+    );
+    let pulled = idse(&b, &gw.url, &["sync", "pull"]).await;
+    assert_eq!(pulled.code, 0, "{}{}", pulled.stdout, pulled.stderr);
+    assert!(pulled.stdout.contains("spec merged"), "{}", pulled.stdout);
+    let merged = spec_text(&["ONE by a", "two", "three", "four", "five", "SIX by b"]);
+    assert_eq!(std::fs::read_to_string(spec(&b)).unwrap(), merged);
+    assert_eq!(idse(&b, &gw.url, &["sync", "push"]).await.code, 0);
+    assert_eq!(idse(&a, &gw.url, &["sync", "pull"]).await.code, 0);
+    assert_eq!(std::fs::read_to_string(spec(&a)).unwrap(), merged);
+    let status = idse(&a, &gw.url, &["sync", "status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(
+        v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["sync"] == "in_sync"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_edits_conflict_then_resolve_and_push() {
+    let gw = gateway().await;
+    let (_tmp, a, b) = two_workspaces(&gw).await;
+    let theirs = spec_text(&["one", "two", "THREE by a", "four", "five", "six"]);
+    let mine = spec_text(&["one", "two", "THREE by b", "four", "five", "six"]);
+    std::fs::write(stage_file(&a, "specs/spec.md"), &theirs).unwrap();
+    std::fs::write(stage_file(&b, "specs/spec.md"), &mine).unwrap();
+    assert_eq!(idse(&a, &gw.url, &["sync", "push"]).await.code, 0);
+    let pulled = idse(&b, &gw.url, &["sync", "pull"]).await;
+    assert_eq!(
+        pulled.code, 1,
+        "a conflicting pull exits 1: {}",
+        pulled.stdout
+    );
+    assert!(
+        pulled.stdout.contains("conflict in spec"),
+        "{}",
+        pulled.stdout
+    );
+    // Both texts survive: b's file untouched, a's text kept beside it and on the gateway.
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&b, "specs/spec.md")).unwrap(),
+        mine
+    );
+    let remote_copy = b.join(".idse/projects/demo/.sync/remote/__blueprint__/spec_md");
+    assert_eq!(std::fs::read_to_string(remote_copy).unwrap(), theirs);
+    let status = idse(&b, &gw.url, &["status", "--json"]).await;
+    assert!(status.stdout.contains("\"conflict\""), "{}", status.stdout);
+    let blocked = idse(&b, &gw.url, &["sync", "push"]).await;
+    assert_eq!(blocked.code, 2);
+    assert!(
+        blocked.stderr.contains("idse sync resolve"),
+        "{}",
+        blocked.stderr
+    );
+
+    let hand = b.join("hand.md");
+    let resolution = spec_text(&["one", "two", "THREE by a and b", "four", "five", "six"]);
+    std::fs::write(&hand, &resolution).unwrap();
+    let take = hand.to_str().unwrap();
+    let resolved = idse(&b, &gw.url, &["sync", "resolve", "spec", "--take", take]).await;
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    let pushed = idse(&b, &gw.url, &["sync", "push"]).await;
+    assert_eq!(pushed.code, 0, "{}{}", pushed.stdout, pushed.stderr);
+    assert_eq!(idse(&a, &gw.url, &["sync", "pull"]).await.code, 0);
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&a, "specs/spec.md")).unwrap(),
+        resolution
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pull_leaves_every_file_old_or_new() {
+    let gw = gateway().await;
+    let (_tmp, a, b) = two_workspaces(&gw).await;
+    let stages = [
+        "intents/intent.md",
+        "contexts/context.md",
+        "specs/spec.md",
+        "plans/plan.md",
+        "tasks/tasks.md",
+        "implementation/README.md",
+        "feedback/feedback.md",
+    ];
+    let read = |ws: &Path, s: &str| std::fs::read_to_string(stage_file(ws, s)).unwrap();
+    let old: Vec<String> = stages.iter().map(|s| read(&b, s)).collect();
+    let line = "a long line of new text for the pull to write\n";
+    let new: Vec<String> = stages
+        .iter()
+        .map(|s| format!("# {s}, rewritten\n{}", line.repeat(15_000)))
+        .collect();
+    for (s, t) in stages.iter().zip(&new) {
+        std::fs::write(stage_file(&a, s), t).unwrap();
+    }
+    assert_eq!(idse(&a, &gw.url, &["sync", "push"]).await.code, 0);
+    let snapshot = b.parent().unwrap().join("b-before");
+    copy_dir(&b, &snapshot);
+    let mut partial = 0;
+    for round in 0..25u64 {
+        std::fs::remove_dir_all(&b).unwrap();
+        copy_dir(&snapshot, &b);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idse"))
+            .arg("-C")
+            .arg(&b)
+            .args(["sync", "pull"])
+            .env("IDSE_AGENCY_URL", &gw.url)
+            .env("HOME", &b)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5 + round * 4)).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let mut fresh = 0;
+        for (i, s) in stages.iter().enumerate() {
+            let now = read(&b, s);
+            assert!(
+                now == old[i] || now == new[i],
+                "round {round}: {s} is torn ({} bytes)",
+                now.len()
+            );
+            fresh += usize::from(now == new[i]);
+        }
+        partial += usize::from(fresh > 0 && fresh < stages.len());
+        // Whatever the kill left, a second pull finishes the job.
+        let again = idse(&b, &gw.url, &["sync", "pull"]).await;
+        assert_eq!(
+            again.code, 0,
+            "round {round}: {}{}",
+            again.stdout, again.stderr
+        );
+        for (i, s) in stages.iter().enumerate() {
+            assert_eq!(read(&b, s), new[i], "round {round}: {s}");
+        }
+    }
+    eprintln!("{partial} of 25 kills landed between two files' writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_is_normal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    assert_eq!(idse(ws, &closed, &["init", "demo"]).await.code, 0);
+    // Pretend it was pushed once, so pull and sync status get as far as the network.
+    std::fs::write(
+        ws.join(".idse/config.json"),
+        r#"{"project_id": "0b6f3c1e-2d4a-4f5e-9a7b-1c2d3e4f5a6b"}"#,
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(stage_file(ws, "specs/spec.md")).unwrap();
+    assert_eq!(idse(ws, &closed, &["status"]).await.code, 0);
+    assert_eq!(
+        idse(ws, &closed, &["validate"]).await.code,
+        1,
+        "templates hold markers"
+    );
+    for cmd in [
+        &["sync", "push"][..],
+        &["sync", "pull"],
+        &["sync", "status"],
+        &["projects"],
+    ] {
+        let started = Instant::now();
+        let out = idse(ws, &closed, cmd).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{cmd:?} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.code, 2, "{cmd:?}");
+        assert!(
+            out.stderr.contains(&closed),
+            "{cmd:?} must name the URL: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(stage_file(ws, "specs/spec.md")).unwrap(),
+        before
+    );
+    assert!(
+        !ws.join(".idse/projects/demo/.sync").exists(),
+        "nothing local changed"
+    );
+}
+
+#[tokio::test]
+async fn merge_file_follows_git_merge_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("base"), "a\nb\nc\n").unwrap();
+    std::fs::write(d.join("local"), "a\nX\nc\n").unwrap();
+    std::fs::write(d.join("remote"), "a\nY\nc\n").unwrap();
+    let out = idse(
+        d,
+        "http://unused",
+        &["merge-file", "-p", "local", "base", "remote"],
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stdout,
+        "a\n<<<<<<< local\nX\n=======\nY\n>>>>>>> remote\nc\n"
+    );
+    let git = std::process::Command::new("git")
+        .current_dir(d)
+        .args(["merge-file", "-p", "--diff3", "local", "base", "remote"])
+        .output()
+        .unwrap();
+    let args = ["merge-file", "-p", "--diff3", "local", "base", "remote"];
+    let ours = idse(d, "http://unused", &args).await;
+    assert_eq!(ours.stdout, String::from_utf8(git.stdout).unwrap());
+    // Without -p the result replaces LOCAL, as git does.
+    std::fs::write(d.join("base"), "a\nb\nc\nd\ne\n").unwrap();
+    std::fs::write(d.join("local"), "a\nX\nc\nd\ne\n").unwrap();
+    std::fs::write(d.join("remote"), "a\nb\nc\nd\nE\n").unwrap();
+    let clean = idse(
+        d,
+        "http://unused",
+        &["merge-file", "local", "base", "remote"],
+    )
+    .await;
+    assert_eq!(clean.code, 0);
+    assert_eq!(
+        std::fs::read_to_string(d.join("local")).unwrap(),
+        "a\nX\nc\nd\nE\n"
+    );
+}

@@ -1,0 +1,170 @@
+//! A typed client of the sync gateway.
+
+use std::time::Duration;
+
+use idse_protocol::{
+    ErrorBody, ProjectsResponse, PullRequest, PullResponse, PushRequest, PushResponse,
+    StageConflict, TextResponse,
+};
+use serde::de::DeserializeOwned;
+
+/// Why a call to the gateway failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the gateway at {url} cannot be reached ({reason}); check that it runs, or set another with --agency-url or IDSE_AGENCY_URL")]
+    Unreachable { url: String, reason: String },
+    #[error("the gateway at {url} answered {status}: {message} {detail}")]
+    Refused {
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+        detail: String,
+    },
+    #[error("the gateway at {url} sent an answer this client does not understand: {0}", url = .1)]
+    Protocol(String, String),
+}
+
+impl GatewayError {
+    /// The gateway's error code (`not_found`, `session_not_found`, …), when it answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            GatewayError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// What a push came to.
+#[derive(Debug)]
+pub enum PushAnswer {
+    Accepted(PushResponse),
+    Conflict(Vec<StageConflict>),
+}
+
+/// The gateway at one URL.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    url: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Offline must fail fast: a connection gets 3 s, a whole request 60 s.
+    pub fn new(url: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> GatewayError {
+        let reason = if e.is_timeout() {
+            "timed out".to_owned()
+        } else if e.is_connect() {
+            "connection refused or no route".to_owned()
+        } else {
+            e.to_string()
+        };
+        GatewayError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(&self, res: reqwest::Response) -> Result<T, GatewayError> {
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| GatewayError::Protocol(e.to_string(), self.url.clone()));
+        }
+        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        Err(GatewayError::Refused {
+            url: self.url.clone(),
+            status: status.as_u16(),
+            code: body
+                .as_ref()
+                .map_or("http_error".to_owned(), |b| b.error.clone()),
+            message: body
+                .as_ref()
+                .map_or_else(|| format!("HTTP {status}."), |b| b.message.clone()),
+            detail: body.map(|b| b.detail).unwrap_or_default(),
+        })
+    }
+
+    pub async fn push(&self, req: &PushRequest) -> Result<PushAnswer, GatewayError> {
+        let res = self
+            .request(reqwest::Method::POST, "/sync/push")
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if res.status() == reqwest::StatusCode::CONFLICT {
+            let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
+            let body: ErrorBody = serde_json::from_slice(&bytes)
+                .map_err(|e| GatewayError::Protocol(e.to_string(), self.url.clone()))?;
+            return Ok(PushAnswer::Conflict(body.conflicts.unwrap_or_default()));
+        }
+        self.answer(res).await.map(PushAnswer::Accepted)
+    }
+
+    pub async fn pull(
+        &self,
+        project_id: &str,
+        session: Option<&str>,
+    ) -> Result<PullResponse, GatewayError> {
+        let req = PullRequest {
+            project_id: project_id.to_owned(),
+            session_id: session.map(str::to_owned),
+        };
+        let res = self
+            .request(reqwest::Method::POST, "/sync/pull")
+            .json(&req)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.answer(res).await
+    }
+
+    pub async fn projects(&self) -> Result<ProjectsResponse, GatewayError> {
+        let res = self
+            .request(reqwest::Method::GET, "/sync/projects")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.answer(res).await
+    }
+
+    /// A text the project once held, by its hash: how a lost base is recovered.
+    pub async fn text(&self, project_id: &str, sha256: &str) -> Result<String, GatewayError> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/sync/history/{project_id}/{sha256}"),
+            )
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.answer::<TextResponse>(res).await.map(|t| t.text)
+    }
+}

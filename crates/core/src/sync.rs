@@ -1,0 +1,500 @@
+//! The sync rules of DESIGN.md section 4. For each stage, `B` is the base (the text both sides
+//! last agreed on, kept in `.sync/`), `L` the local file and `R` the remote text. A push sends
+//! `L` with `hash(B)`; a pull writes `R` where only the remote moved, merges where both did, and
+//! records a conflict — leaving the file untouched — where the merge does not come out clean.
+//! Files are written atomically, and the base moves only once the gateway has said yes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use idse_protocol::{content_hash, PushRequest, Stage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::gateway::{Gateway, GatewayError, PushAnswer};
+use crate::merge::{merge3, MergeOptions};
+use crate::workspace::{read_optional, write_file, Project, WorkspaceError};
+
+/// Why a sync step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("project `{0}` was never pushed, so the gateway does not know it yet; run `idse sync push` first")]
+    NeverPushed(String),
+    #[error("project `{project}` has unresolved conflicts in {stages}; settle them with `idse sync resolve STAGE --take local|remote|FILE` first")]
+    Unresolved { project: String, stages: String },
+    #[error("{stage} of project `{project}` has no conflict to resolve")]
+    NoConflict { project: String, stage: Stage },
+    #[error("the base of {stage} (hash {hash}) is lost locally and the gateway no longer has it")]
+    LostBase { stage: Stage, hash: String },
+}
+
+/// Where a stage stands between the local file and the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    InSync,
+    LocalChanges,
+    RemoteChanges,
+    Both,
+    Conflict,
+    NeverPushed,
+    /// Neither side has the stage.
+    Absent,
+}
+
+impl SyncStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncStatus::InSync => "in sync",
+            SyncStatus::LocalChanges => "local changes",
+            SyncStatus::RemoteChanges => "remote changes",
+            SyncStatus::Both => "both changed",
+            SyncStatus::Conflict => "conflict",
+            SyncStatus::NeverPushed => "never pushed",
+            SyncStatus::Absent => "absent",
+        }
+    }
+}
+
+/// A stage in conflict: what the remote held when the conflict was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    pub base_hash: Option<String>,
+    pub remote_hash: String,
+    pub detected_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SessionSync {
+    #[serde(default)]
+    revision: i64,
+    /// Artifact key → hash of the base text.
+    #[serde(default)]
+    bases: BTreeMap<String, String>,
+    #[serde(default)]
+    conflicts: BTreeMap<String, ConflictRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SyncFile {
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    sessions: BTreeMap<String, SessionSync>,
+}
+
+/// `.idse/projects/<project>/.sync/`: the bases, their hashes and open conflicts.
+#[derive(Debug)]
+pub struct SyncState {
+    dir: PathBuf,
+    file: SyncFile,
+}
+
+impl SyncState {
+    pub fn load(project: &Project) -> Result<Self, WorkspaceError> {
+        let dir = project.dir.join(".sync");
+        let path = dir.join("state.json");
+        let file = match read_optional(&path)? {
+            Some(text) => serde_json::from_str(&text).map_err(|source| WorkspaceError::Json {
+                path: path.clone(),
+                source,
+            })?,
+            None => SyncFile::default(),
+        };
+        Ok(Self { dir, file })
+    }
+
+    pub fn save(&self) -> Result<(), WorkspaceError> {
+        let text = serde_json::to_string_pretty(&self.file).unwrap_or_default();
+        write_file(&self.dir.join("state.json"), &text)
+    }
+
+    pub fn project_id(&self) -> Option<&str> {
+        self.file.project_id.as_deref()
+    }
+
+    fn session(&self, session: &str) -> Option<&SessionSync> {
+        self.file.sessions.get(session)
+    }
+
+    fn session_mut(&mut self, session: &str) -> &mut SessionSync {
+        self.file.sessions.entry(session.to_owned()).or_default()
+    }
+
+    pub fn base_hash(&self, session: &str, stage: Stage) -> Option<&str> {
+        self.session(session)?
+            .bases
+            .get(stage.artifact_key())
+            .map(String::as_str)
+    }
+
+    pub fn conflict(&self, session: &str, stage: Stage) -> Option<&ConflictRecord> {
+        self.session(session)?.conflicts.get(stage.artifact_key())
+    }
+
+    fn text_path(&self, kind: &str, session: &str, stage: Stage) -> PathBuf {
+        self.dir.join(kind).join(session).join(stage.artifact_key())
+    }
+
+    /// The base text, if it is kept here and still matches its hash.
+    pub fn base_text(&self, session: &str, stage: Stage) -> Result<Option<String>, WorkspaceError> {
+        let Some(hash) = self.base_hash(session, stage) else {
+            return Ok(None);
+        };
+        let text = read_optional(&self.text_path("base", session, stage))?;
+        Ok(text.filter(|t| content_hash(t) == hash))
+    }
+
+    /// The remote text recorded with a conflict.
+    pub fn remote_text(
+        &self,
+        session: &str,
+        stage: Stage,
+    ) -> Result<Option<String>, WorkspaceError> {
+        read_optional(&self.text_path("remote", session, stage))
+    }
+
+    fn set_base(&mut self, session: &str, stage: Stage, text: &str) -> Result<(), WorkspaceError> {
+        write_file(&self.text_path("base", session, stage), text)?;
+        self.session_mut(session)
+            .bases
+            .insert(stage.artifact_key().to_owned(), content_hash(text));
+        Ok(())
+    }
+
+    fn record_conflict(
+        &mut self,
+        session: &str,
+        stage: Stage,
+        remote: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), WorkspaceError> {
+        write_file(&self.text_path("remote", session, stage), remote)?;
+        let base_hash = self.base_hash(session, stage).map(str::to_owned);
+        self.session_mut(session).conflicts.insert(
+            stage.artifact_key().to_owned(),
+            ConflictRecord {
+                base_hash,
+                remote_hash: content_hash(remote),
+                detected_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    fn clear_conflict(&mut self, session: &str, stage: Stage) {
+        self.session_mut(session)
+            .conflicts
+            .remove(stage.artifact_key());
+        let _ = std::fs::remove_file(self.text_path("remote", session, stage));
+    }
+}
+
+/// The stage's sync state from what is on disk (no gateway): local edits, conflicts, never pushed.
+pub fn local_status(
+    state: &SyncState,
+    session: &str,
+    stage: Stage,
+    local: Option<&str>,
+) -> SyncStatus {
+    if state.conflict(session, stage).is_some() {
+        return SyncStatus::Conflict;
+    }
+    match (state.base_hash(session, stage), local) {
+        (None, None) => SyncStatus::Absent,
+        (None, Some(_)) => SyncStatus::NeverPushed,
+        (Some(_), None) => SyncStatus::LocalChanges,
+        (Some(base), Some(text)) if content_hash(text) == base => SyncStatus::InSync,
+        (Some(_), Some(_)) => SyncStatus::LocalChanges,
+    }
+}
+
+/// Adds what the gateway holds (`remote_hash`) to a local status.
+pub fn with_remote(local: SyncStatus, base: Option<&str>, remote_hash: Option<&str>) -> SyncStatus {
+    let remote_moved = match (base, remote_hash) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(r)) => b != r,
+    };
+    match (local, remote_moved) {
+        (SyncStatus::Conflict, _) => SyncStatus::Conflict,
+        (SyncStatus::LocalChanges, true) | (SyncStatus::NeverPushed, true) => SyncStatus::Both,
+        (SyncStatus::InSync, true) | (SyncStatus::Absent, true) => SyncStatus::RemoteChanges,
+        (other, _) => other,
+    }
+}
+
+/// The remote project id: the one `.sync/` recorded, else the one the Python client wrote.
+pub fn remote_id(project: &Project, state: &SyncState) -> Result<Option<String>, WorkspaceError> {
+    match state.project_id() {
+        Some(id) => Ok(Some(id.to_owned())),
+        None => project.remote_id(),
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushReport {
+    pub project: String,
+    pub project_id: Option<String>,
+    /// Stages sent and accepted.
+    pub pushed: Vec<Stage>,
+    /// Stages the gateway refused because they changed remotely; nothing was written.
+    pub conflicts: Vec<Stage>,
+    pub revision: Option<i64>,
+}
+
+/// Sends every selected stage whose file differs from its base.
+pub async fn push(
+    project: &Project,
+    gateway: &Gateway,
+    stages: &[Stage],
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<PushReport, SyncError> {
+    let session = project.active_session()?;
+    let mut state = SyncState::load(project)?;
+    let conflicted: Vec<&str> = stages
+        .iter()
+        .filter(|s| state.conflict(&session, **s).is_some())
+        .map(|s| s.as_str())
+        .collect();
+    if !conflicted.is_empty() && !force {
+        return Err(SyncError::Unresolved {
+            project: project.name.clone(),
+            stages: conflicted.join(", "),
+        });
+    }
+    let mut texts = BTreeMap::new();
+    for &stage in stages {
+        if let Some(text) = project.read_stage(&session, stage)? {
+            if state.base_hash(&session, stage) != Some(content_hash(&text).as_str()) {
+                texts.insert(stage, text);
+            }
+        }
+    }
+    let project_id = remote_id(project, &state)?;
+    let mut report = PushReport {
+        project: project.name.clone(),
+        project_id: project_id.clone(),
+        ..PushReport::default()
+    };
+    if texts.is_empty() {
+        return Ok(report);
+    }
+    let local_state = project.state()?;
+    let base = texts
+        .keys()
+        .filter_map(|s| {
+            state
+                .base_hash(&session, *s)
+                .map(|h| (s.artifact_key().to_owned(), h.to_owned()))
+        })
+        .collect();
+    let request = PushRequest {
+        project_id: project_id.clone(),
+        project_name: project.name.clone(),
+        stack: local_state
+            .get("stack")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        artifacts: texts
+            .iter()
+            .map(|(s, t)| (s.artifact_key().to_owned(), Some(t.clone())))
+            .collect(),
+        state_json: Some(Value::Object(local_state.clone())),
+        session_id: Some(session.clone()),
+        timestamp: Some(now.to_rfc3339()),
+        base: Some(base),
+        agent: local_state
+            .get("last_agent")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        force: force.then_some(true),
+        ..PushRequest::default()
+    };
+    match gateway.push(&request).await? {
+        PushAnswer::Conflict(conflicts) => {
+            report.conflicts = conflicts
+                .iter()
+                .filter_map(|c| c.stage.parse().ok())
+                .collect();
+            Ok(report)
+        }
+        PushAnswer::Accepted(answer) => {
+            // Only now, with the gateway's yes, do the bases move.
+            for (stage, text) in &texts {
+                state.set_base(&session, *stage, text)?;
+                if force {
+                    state.clear_conflict(&session, *stage);
+                }
+            }
+            state.file.project_id = Some(answer.project_id.clone());
+            state.session_mut(&session).revision = answer.revision;
+            state.save()?;
+            project.record_remote(&answer.project_id, now)?;
+            let mut local_state = local_state;
+            local_state.insert("last_sync".into(), Value::from(now.to_rfc3339()));
+            project.write_state(&local_state)?;
+            report.project_id = Some(answer.project_id);
+            report.pushed = texts.into_keys().collect();
+            report.revision = Some(answer.revision);
+            Ok(report)
+        }
+    }
+}
+
+/// What a pull did to one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullOutcome {
+    /// Nothing to do.
+    Unchanged,
+    /// Only the remote moved: its text was written.
+    Updated,
+    /// Both moved and merged cleanly: the merge was written, to be pushed next.
+    Merged,
+    /// Both moved to the same text.
+    Agreed,
+    /// Only the local file moved: kept, to be pushed.
+    LocalKept,
+    /// Both moved and the merge conflicts: recorded, file untouched.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PullReport {
+    pub project: String,
+    pub stages: Vec<(Stage, PullOutcome)>,
+    pub revision: Option<i64>,
+}
+
+async fn base_text(
+    state: &SyncState,
+    gateway: &Gateway,
+    project_id: &str,
+    session: &str,
+    stage: Stage,
+) -> Result<Option<String>, SyncError> {
+    if let Some(text) = state.base_text(session, stage)? {
+        return Ok(Some(text));
+    }
+    let Some(hash) = state.base_hash(session, stage) else {
+        return Ok(None);
+    };
+    // The local copy of the base is gone: the gateway keeps every text, so ask it by hash.
+    match gateway.text(project_id, hash).await {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.code() == Some("text_not_found") => Err(SyncError::LostBase {
+            stage,
+            hash: hash.to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Brings the selected stages up to the gateway's copy of the active session.
+pub async fn pull(
+    project: &Project,
+    gateway: &Gateway,
+    stages: &[Stage],
+    now: DateTime<Utc>,
+) -> Result<PullReport, SyncError> {
+    let session = project.active_session()?;
+    let mut state = SyncState::load(project)?;
+    let id =
+        remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
+    let remote = gateway.pull(&id, Some(&session)).await?;
+    let mut report = PullReport {
+        project: project.name.clone(),
+        revision: Some(remote.revision),
+        ..PullReport::default()
+    };
+    for &stage in stages {
+        let Some(r) = remote.artifacts.get(stage.artifact_key()) else {
+            continue;
+        };
+        let local = project.read_stage(&session, stage)?;
+        let r_hash = content_hash(r);
+        let l_hash = local.as_deref().map(content_hash);
+        let b_hash = state.base_hash(&session, stage).map(str::to_owned);
+        let outcome = if let Some(c) = state.conflict(&session, stage) {
+            if c.remote_hash != r_hash {
+                // The remote moved again: the recorded conflict follows it.
+                state.record_conflict(&session, stage, r, now)?;
+            }
+            PullOutcome::Conflict
+        } else if l_hash.as_deref() == Some(r_hash.as_str()) {
+            if b_hash.as_deref() == Some(r_hash.as_str()) {
+                PullOutcome::Unchanged
+            } else {
+                state.set_base(&session, stage, r)?;
+                PullOutcome::Agreed
+            }
+        } else if b_hash.as_deref() == Some(r_hash.as_str()) {
+            PullOutcome::LocalKept
+        } else if l_hash.is_none() || l_hash == b_hash {
+            project.write_stage(&session, stage, r)?;
+            state.set_base(&session, stage, r)?;
+            PullOutcome::Updated
+        } else {
+            let local = local.unwrap_or_default();
+            let base = base_text(&state, gateway, &id, &session, stage)
+                .await?
+                .unwrap_or_default();
+            let merged = merge3(&base, &local, r, &MergeOptions::default());
+            if merged.is_clean() {
+                project.write_stage(&session, stage, &merged.text)?;
+                state.set_base(&session, stage, r)?;
+                PullOutcome::Merged
+            } else {
+                state.record_conflict(&session, stage, r, now)?;
+                PullOutcome::Conflict
+            }
+        };
+        report.stages.push((stage, outcome));
+    }
+    state.file.project_id = Some(id);
+    state.session_mut(&session).revision = remote.revision;
+    state.save()?;
+    Ok(report)
+}
+
+/// How to end a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    /// Keep the local file as it is.
+    Local,
+    /// Replace the local file with the remote text.
+    Remote,
+    /// Replace the local file with this text (a hand-made merge).
+    Text(String),
+}
+
+/// Ends a conflict: the file holds the chosen text, and the base becomes the remote text, so the
+/// next push sends the resolution on top of what the gateway holds.
+pub fn resolve(project: &Project, stage: Stage, take: Take) -> Result<(), SyncError> {
+    let session = project.active_session()?;
+    let mut state = SyncState::load(project)?;
+    if state.conflict(&session, stage).is_none() {
+        return Err(SyncError::NoConflict {
+            project: project.name.clone(),
+            stage,
+        });
+    }
+    let remote = state.remote_text(&session, stage)?.unwrap_or_default();
+    match take {
+        Take::Local => {}
+        Take::Remote => project.write_stage(&session, stage, &remote)?,
+        Take::Text(text) => project.write_stage(&session, stage, &text)?,
+    }
+    state.set_base(&session, stage, &remote)?;
+    state.clear_conflict(&session, stage);
+    state.save()?;
+    Ok(())
+}

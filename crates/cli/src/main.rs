@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use idse_core::config::{self, Overrides};
-use idse_core::sync::{self, local_status, with_remote, SyncState};
+use idse_core::sync::{self, SyncState};
 use idse_core::{
     merge3, validate, ConflictStyle, Gateway, MergeOptions, Project, PullOutcome, Take, Workspace,
 };
@@ -297,43 +297,23 @@ fn validate_cmd(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(u8::from(errors > 0))
 }
 
-/// One row of `status`: recorded or derived status, problems and sync state.
+/// `status` and `sync status` as JSON: the core's view, plus a label per stage for people.
 fn stage_rows(
     project: &Project,
     remote: Option<&std::collections::BTreeMap<String, String>>,
 ) -> anyhow::Result<Value> {
-    let session = project.active_session()?;
-    let state = project.state()?;
-    let sync = SyncState::load(project)?;
-    let mut rows = Vec::new();
-    for stage in Stage::ALL {
-        let text = project.read_stage(&session, stage)?;
-        let report = idse_core::check_stage(stage, text.as_deref());
-        let local = local_status(&sync, &session, stage, text.as_deref());
-        let status = match remote {
-            Some(hashes) => with_remote(
-                local,
-                sync.base_hash(&session, stage),
-                hashes.get(stage.artifact_key()).map(String::as_str),
-            ),
-            None => local,
-        };
-        rows.push(json!({
-            "stage": stage,
-            "status": project.recorded_status(&state, stage).unwrap_or_else(|| report.status.as_str().to_owned()),
-            "problems": report.errors.len() + report.warnings.len(),
-            "sync": status,
-            "sync_label": status.label(),
-        }));
+    let status = idse_core::project_status(project, remote)?;
+    let mut v = serde_json::to_value(&status)?;
+    for (row, stage) in v["stages"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .zip(&status.stages)
+    {
+        row["sync_label"] = Value::from(stage.sync.label());
+        row["problems"] = Value::from(stage.errors.len() + stage.warnings.len());
     }
-    Ok(json!({
-        "project": project.name,
-        "session": session,
-        "project_id": sync::remote_id(project, &sync)?,
-        "last_agent": state.get("last_agent"),
-        "last_sync": state.get("last_sync"),
-        "stages": rows,
-    }))
+    Ok(v)
 }
 
 fn render_rows(v: &Value) -> String {

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod config;
 pub mod gateway;
 pub mod merge;
+pub mod status;
 pub mod sync;
 pub mod templates;
 pub mod validate;
@@ -12,6 +13,7 @@ pub mod workspace;
 
 pub use gateway::{Gateway, GatewayError};
 pub use merge::{merge3, ConflictStyle, MergeHunk, MergeOptions, MergeResult};
+pub use status::{project_status, ProjectStatus, StageRow};
 pub use sync::{PullOutcome, PullReport, PushReport, SyncError, SyncState, SyncStatus, Take};
 pub use validate::{check_stage, validate, StageReport, StageStatus};
 pub use workspace::{Project, Workspace, WorkspaceError};

@@ -9,7 +9,7 @@
 //! conflict unless both merge cleanly. So we never merge cleanly where git conflicts, and in
 //! about 0.2% of random cases (`tests/merge_vs_git.rs`) we conflict where git does not.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
@@ -86,7 +86,7 @@ fn split(text: &str) -> Vec<&str> {
 }
 
 fn intern<'a>(texts: [&'a str; 3]) -> [File<'a>; 3] {
-    let mut table: HashMap<&'a str, u32> = HashMap::new();
+    let mut table: FxHashMap<&'a str, u32> = FxHashMap::default();
     texts.map(|t| {
         let lines = split(t);
         let ids = lines
@@ -274,12 +274,7 @@ fn discard_multimatch(dis: &[u8], i: usize, start: usize, end: usize) -> bool {
 
 /// The lines of `ids[start..=end]` the diff search looks at: those the other file has, less
 /// frequent ones inside unmatched runs. The rest are changed from the start, as in git.
-fn keep_for_search(
-    ids: &[u32],
-    other_counts: &HashMap<u32, usize>,
-    start: usize,
-    stop: usize,
-) -> Vec<usize> {
+fn keep_for_search(ids: &[u32], other_counts: &[usize], start: usize, stop: usize) -> Vec<usize> {
     if start >= stop {
         return Vec::new();
     }
@@ -287,7 +282,7 @@ fn keep_for_search(
     let limit = rough_sqrt(ids.len()).min(1024);
     let mut dis = vec![0u8; ids.len()];
     for i in start..=end {
-        let n = other_counts.get(&ids[i]).copied().unwrap_or(0);
+        let n = other_counts.get(ids[i] as usize).copied().unwrap_or(0);
         dis[i] = if n == 0 {
             0
         } else if n >= limit {
@@ -301,10 +296,11 @@ fn keep_for_search(
         .collect()
 }
 
-fn counts(ids: &[u32]) -> HashMap<u32, usize> {
-    let mut c = HashMap::new();
+/// How often each line occurs; ids are dense, so a vector indexed by id.
+fn counts(ids: &[u32]) -> Vec<usize> {
+    let mut c = vec![0; ids.iter().max().map_or(0, |m| *m as usize + 1)];
     for id in ids {
-        *c.entry(*id).or_insert(0) += 1;
+        c[*id as usize] += 1;
     }
     c
 }

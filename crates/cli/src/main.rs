@@ -551,14 +551,18 @@ fn merge_file(
         remote_label: label(2, remote),
     };
     let result = merge3(&read(base)?, &read(local)?, &read(remote)?, &options);
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(result.text.as_bytes())
-            .context("while writing the merge")?;
-    } else {
+    if !to_stdout {
         let target = resolve_path(local);
         idse_core::atomic::write_atomic(&target, result.text.as_bytes())
             .with_context(|| format!("while writing {}", target.display()))?;
+    }
+    if ctx.cli.json {
+        let v = json!({"conflicts": result.conflicts, "text": result.text});
+        println!("{v}");
+    } else if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(result.text.as_bytes())
+            .context("while writing the merge")?;
     }
     Ok(result.conflicts.min(127) as u8)
 }

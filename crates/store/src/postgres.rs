@@ -38,11 +38,26 @@ const LOCK_WITH_HASHES: &str = "(SELECT COALESCE(max(d.revision), 0) FROM docume
      ARRAY(SELECT d.sha256 FROM documents d \
      WHERE d.project_id = p.id AND d.session_id = $2 ORDER BY d.artifact) AS doc_hashes";
 
-/// Every write of an accepted push in one statement: history rows, document pointers, the
-/// session row, and the `projects` row (which mirrors the pushed session's texts).
-const WRITE_PUSH: &str = "WITH rev AS ( \
+/// Every write of an accepted push in one statement: the `projects` row (which mirrors the
+/// pushed session's texts), history rows, document pointers and the session row. It is a
+/// compare-and-swap: nothing is written unless the project is still at revision `$28`, the one
+/// the push was checked against; it answers how many project rows it updated (0 or 1).
+const WRITE_PUSH: &str = "WITH upd AS ( \
+       UPDATE projects SET updated_at = $9, last_synced = $9, revision = $3, last_session_id = $2, \
+         stack = COALESCE($12, stack), framework = COALESCE($13, framework), \
+         state_json = COALESCE($10, state_json), last_agent = COALESCE($7, last_agent), \
+         intent_md = CASE WHEN $14 THEN $15 ELSE intent_md END, \
+         context_md = CASE WHEN $16 THEN $17 ELSE context_md END, \
+         spec_md = CASE WHEN $18 THEN $19 ELSE spec_md END, \
+         plan_md = CASE WHEN $20 THEN $21 ELSE plan_md END, \
+         tasks_md = CASE WHEN $22 THEN $23 ELSE tasks_md END, \
+         implementation_md = CASE WHEN $24 THEN $25 ELSE implementation_md END, \
+         feedback_md = CASE WHEN $26 THEN $27 ELSE feedback_md END \
+       WHERE id = $1 AND COALESCE(revision, 0) = $28 RETURNING id \
+     ), rev AS ( \
        INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
        SELECT $1, $2, k, $3, h, t, $7, $8, $9 FROM UNNEST($4::text[], $5::text[], $6::text[]) AS u(k, t, h) \
+       WHERE EXISTS (SELECT 1 FROM upd) \
        RETURNING id, artifact, sha256 \
      ), doc AS ( \
        INSERT INTO documents (project_id, session_id, artifact, sha256, revision, rev_id, updated_at) \
@@ -51,23 +66,16 @@ const WRITE_PUSH: &str = "WITH rev AS ( \
          revision = excluded.revision, rev_id = excluded.rev_id, updated_at = excluded.updated_at \
      ), ses AS ( \
        INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, created_at, updated_at) \
-       VALUES ($1, $2, $10, $11, $9, $9) \
+       SELECT $1, $2, $10, $11, $9, $9 WHERE EXISTS (SELECT 1 FROM upd) \
        ON CONFLICT (project_id, session_id) DO UPDATE SET \
          state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
          session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
          updated_at = excluded.updated_at \
      ) \
-     UPDATE projects SET updated_at = $9, last_synced = $9, revision = $3, last_session_id = $2, \
-       stack = COALESCE($12, stack), framework = COALESCE($13, framework), \
-       state_json = COALESCE($10, state_json), last_agent = COALESCE($7, last_agent), \
-       intent_md = CASE WHEN $14 THEN $15 ELSE intent_md END, \
-       context_md = CASE WHEN $16 THEN $17 ELSE context_md END, \
-       spec_md = CASE WHEN $18 THEN $19 ELSE spec_md END, \
-       plan_md = CASE WHEN $20 THEN $21 ELSE plan_md END, \
-       tasks_md = CASE WHEN $22 THEN $23 ELSE tasks_md END, \
-       implementation_md = CASE WHEN $24 THEN $25 ELSE implementation_md END, \
-       feedback_md = CASE WHEN $26 THEN $27 ELSE feedback_md END \
-     WHERE id = $1";
+     SELECT count(*) FROM upd";
+
+/// Optimistic tries of a push before it takes the project's row lock instead.
+const OPTIMISTIC_TRIES: usize = 4;
 
 const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md, \
      implementation_md, feedback_md";
@@ -98,6 +106,25 @@ impl PostgresStore {
     /// The pool, for tests and tools that need to look underneath.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+fn outcome(
+    project_id: Uuid,
+    created: bool,
+    revision: i64,
+    mut hashes: BTreeMap<String, String>,
+    changes: &[&Hashed<'_>],
+) -> PushOutcome {
+    for change in changes {
+        hashes.insert(change.key.to_owned(), change.hash.clone());
+    }
+    PushOutcome {
+        project_id,
+        created,
+        revision,
+        changed: changes.iter().map(|c| c.key.to_owned()).collect(),
+        hashes,
     }
 }
 
@@ -335,7 +362,7 @@ impl PostgresStore {
         input: &PushInput,
         changes: &[&Hashed<'_>],
         now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let revision = project.revision + i64::from(!changes.is_empty());
         let keys: Vec<&str> = changes.iter().map(|c| c.key).collect();
         let texts: Vec<&str> = changes.iter().map(|c| c.text).collect();
@@ -382,8 +409,85 @@ impl PostgresStore {
                 .bind(set.is_some())
                 .bind(set.and_then(|(_, text)| text.clone()));
         }
-        query.execute(&mut *conn).await?;
-        Ok(revision)
+        let updated: i64 = query
+            .bind(project.revision)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        Ok((updated == 1).then_some(revision))
+    }
+
+    /// The project and its session's hashes, without a lock (one statement, one snapshot).
+    async fn read_for_push(
+        conn: &mut PgConnection,
+        id: Uuid,
+        session: &str,
+    ) -> Result<(ProjectRecord, BTreeMap<String, String>), StoreError> {
+        let sql =
+            format!("SELECT {PROJECT_COLUMNS}, {LOCK_WITH_HASHES} FROM projects p WHERE p.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(session)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::ProjectNotFound(id))?;
+        let project = project_from_row(&row)?;
+        let hashes = fresh_hashes(conn, &row, &project, session).await?;
+        Ok((project, hashes))
+    }
+
+    /// The conflicts of a refused push, with the remote texts.
+    async fn conflicts(
+        conn: &mut PgConnection,
+        project: Uuid,
+        session: &str,
+        pending: Vec<rules::PendingConflict>,
+    ) -> Result<StoreError, StoreError> {
+        let texts = session_texts(conn, project, session).await?;
+        Ok(StoreError::Conflict(
+            pending
+                .into_iter()
+                .map(|c| {
+                    let text = texts
+                        .get(&c.key)
+                        .map(|(t, _)| t.clone())
+                        .unwrap_or_default();
+                    c.with_text(text)
+                })
+                .collect(),
+        ))
+    }
+
+    /// The push of a known project in two round trips and no held lock: read, check, then one
+    /// compare-and-swap write. `None` when it kept losing races (or the row is a legacy one).
+    async fn push_optimistic(
+        &self,
+        id: Uuid,
+        input: &PushInput,
+        hashed: &[Hashed<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Option<PushOutcome>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        for _ in 0..OPTIMISTIC_TRIES {
+            let (project, current) = Self::read_for_push(&mut conn, id, &input.session_id).await?;
+            if project.revision == 0 && current.is_empty() {
+                // Possibly a legacy row to adopt: the locked path does that.
+                return Ok(None);
+            }
+            let changes = match rules::plan_push(&current, hashed, input) {
+                Ok(changes) => changes,
+                Err(pending) => {
+                    return Err(Self::conflicts(&mut conn, id, &input.session_id, pending).await?)
+                }
+            };
+            if let Some(revision) = Self::apply(&mut conn, &project, input, &changes, now).await? {
+                return Ok(Some(outcome(
+                    project.id, false, revision, current, &changes,
+                )));
+            }
+            // Another push landed between our read and our write: look again.
+        }
+        Ok(None)
     }
 }
 
@@ -402,6 +506,12 @@ impl Store for PostgresStore {
 
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
         let hashed = rules::hash_artifacts(&input);
+        if let Some(id) = input.project_id {
+            if let Some(done) = self.push_optimistic(id, &input, &hashed, now).await? {
+                return Ok(done);
+            }
+        }
+        // Creation by name, legacy adoption, or a hot project: under the row lock.
         let mut tx = self.pool.begin().await?;
         let (mut project, created, mut current) = Self::lock_project(&mut tx, &input, now).await?;
         if !created && project.revision == 0 && current.is_empty() {
@@ -418,34 +528,16 @@ impl Store for PostgresStore {
         let changes = match rules::plan_push(&current, &hashed, &input) {
             Ok(changes) => changes,
             Err(pending) => {
-                let texts = session_texts(&mut tx, project.id, &input.session_id).await?;
-                let conflicts = pending
-                    .into_iter()
-                    .map(|c| {
-                        let text = texts
-                            .get(&c.key)
-                            .map(|(t, _)| t.clone())
-                            .unwrap_or_default();
-                        c.with_text(text)
-                    })
-                    .collect();
+                let e = Self::conflicts(&mut tx, project.id, &input.session_id, pending).await?;
                 tx.rollback().await?;
-                return Err(StoreError::Conflict(conflicts));
+                return Err(e);
             }
         };
-        let revision = Self::apply(&mut tx, &project, &input, &changes, now).await?;
+        let revision = Self::apply(&mut tx, &project, &input, &changes, now)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a locked project changed revision".into()))?;
         tx.commit().await?;
-        let mut hashes = current;
-        for change in &changes {
-            hashes.insert(change.key.to_owned(), change.hash.clone());
-        }
-        Ok(PushOutcome {
-            project_id: project.id,
-            created,
-            revision,
-            changed: changes.iter().map(|c| c.key.to_owned()).collect(),
-            hashes,
-        })
+        Ok(outcome(project.id, created, revision, current, &changes))
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p idse-gateway --bench sync` — prints p50/p99 latency and requests/s for a
 //! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients. Each client owns a
-//! project and pushes with base hashes, as the IDSE client does. `IDSE_BENCH_SCALE=0.2` shortens it.
+//! project and pushes with base hashes, as the IDSE client does. `IDSE_BENCH_SCALE=0.2` shortens it;
+//! `IDSE_BENCH_STORES=postgres` runs one store.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -244,6 +245,10 @@ async fn main() {
         eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
     } else if let Some(url) = idse_store::testing::postgres_database().await {
         stores.push(("postgres".into(), vec!["--database".into(), url]));
+    }
+    // IDSE_BENCH_STORES=postgres (or sqlite) limits the run to stores whose label starts so.
+    if let Ok(only) = std::env::var("IDSE_BENCH_STORES") {
+        stores.retain(|(label, _)| only.split(',').any(|o| label.starts_with(o.trim())));
     }
     println!(
         "7 stages x 10 KiB; latency in ms; {} cores",

@@ -109,25 +109,6 @@ impl PostgresStore {
     }
 }
 
-fn outcome(
-    project_id: Uuid,
-    created: bool,
-    revision: i64,
-    mut hashes: BTreeMap<String, String>,
-    changes: &[&Hashed<'_>],
-) -> PushOutcome {
-    for change in changes {
-        hashes.insert(change.key.to_owned(), change.hash.clone());
-    }
-    PushOutcome {
-        project_id,
-        created,
-        revision,
-        changed: changes.iter().map(|c| c.key.to_owned()).collect(),
-        hashes,
-    }
-}
-
 fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
         id: row.try_get("id")?,
@@ -444,18 +425,7 @@ impl PostgresStore {
         pending: Vec<rules::PendingConflict>,
     ) -> Result<StoreError, StoreError> {
         let texts = session_texts(conn, project, session).await?;
-        Ok(StoreError::Conflict(
-            pending
-                .into_iter()
-                .map(|c| {
-                    let text = texts
-                        .get(&c.key)
-                        .map(|(t, _)| t.clone())
-                        .unwrap_or_default();
-                    c.with_text(text)
-                })
-                .collect(),
-        ))
+        Ok(rules::conflict_error(pending, &texts))
     }
 
     /// The push of a known project in two round trips and no held lock: read, check, then one
@@ -481,7 +451,7 @@ impl PostgresStore {
                 }
             };
             if let Some(revision) = Self::apply(&mut conn, &project, input, &changes, now).await? {
-                return Ok(Some(outcome(
+                return Ok(Some(rules::outcome(
                     project.id, false, revision, current, &changes,
                 )));
             }
@@ -537,7 +507,9 @@ impl Store for PostgresStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt("a locked project changed revision".into()))?;
         tx.commit().await?;
-        Ok(outcome(project.id, created, revision, current, &changes))
+        Ok(rules::outcome(
+            project.id, created, revision, current, &changes,
+        ))
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {

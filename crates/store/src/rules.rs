@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use idse_protocol::{artifact_key_stage, content_hash, Stage, StageConflict};
 use serde_json::Value;
 
-use crate::PushInput;
+use uuid::Uuid;
+
+use crate::{PushInput, PushOutcome, StoreError};
 
 /// A pushed text with its hash, computed before any lock is taken.
 #[derive(Debug)]
@@ -81,6 +83,45 @@ pub(crate) fn plan_push<'a, 'h>(
         Ok(changes)
     } else {
         Err(conflicts)
+    }
+}
+
+/// A refused push: every pending conflict with the remote text (artifact key → (text, hash)).
+pub(crate) fn conflict_error(
+    pending: Vec<PendingConflict>,
+    texts: &BTreeMap<String, (String, String)>,
+) -> StoreError {
+    StoreError::Conflict(
+        pending
+            .into_iter()
+            .map(|c| {
+                let text = texts
+                    .get(&c.key)
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_default();
+                c.with_text(text)
+            })
+            .collect(),
+    )
+}
+
+/// What an accepted push answers: the session's hashes before it, with the changes applied.
+pub(crate) fn outcome(
+    project_id: Uuid,
+    created: bool,
+    revision: i64,
+    mut hashes: BTreeMap<String, String>,
+    changes: &[&Hashed<'_>],
+) -> PushOutcome {
+    for change in changes {
+        hashes.insert(change.key.to_owned(), change.hash.clone());
+    }
+    PushOutcome {
+        project_id,
+        created,
+        revision,
+        changed: changes.iter().map(|c| c.key.to_owned()).collect(),
+        hashes,
     }
 }
 

@@ -326,33 +326,15 @@ impl Store for SqliteStore {
             Ok(changes) => changes,
             Err(pending) => {
                 let texts = session_texts(&mut tx, project.id, &input.session_id).await?;
-                let conflicts = pending
-                    .into_iter()
-                    .map(|c| {
-                        let text = texts
-                            .get(&c.key)
-                            .map(|(t, _)| t.clone())
-                            .unwrap_or_default();
-                        c.with_text(text)
-                    })
-                    .collect();
                 tx.rollback().await?;
-                return Err(StoreError::Conflict(conflicts));
+                return Err(rules::conflict_error(pending, &texts));
             }
         };
         let revision = Self::apply(&mut tx, &project, &input, &changes, now).await?;
         tx.commit().await?;
-        let mut hashes = current;
-        for change in &changes {
-            hashes.insert(change.key.to_owned(), change.hash.clone());
-        }
-        Ok(PushOutcome {
-            project_id: project.id,
-            created,
-            revision,
-            changed: changes.iter().map(|c| c.key.to_owned()).collect(),
-            hashes,
-        })
+        Ok(rules::outcome(
+            project.id, created, revision, current, &changes,
+        ))
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {

@@ -18,7 +18,11 @@ async fn gateway() -> Gw {
     let fixture = testing::sqlite().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = idse_gateway::app(fixture.store.clone(), Default::default());
+    let app = idse_gateway::app(
+        fixture.store.clone(),
+        Default::default(),
+        idse_gateway::AuthMode::Open,
+    );
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Gw {
         url,

@@ -1,6 +1,7 @@
 //! The IDSE sync gateway: the HTTP protocol of DESIGN.md section 2, as thin axum handlers over
 //! an `idse_store::Store` (SQLite embedded, Postgres for teams).
 
+mod auth;
 mod error;
 mod extract;
 mod input;
@@ -15,6 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use auth::{new_token, token_hash, AuthMode, Caller};
 pub use error::ApiError;
 pub use input::Limits;
 
@@ -23,14 +25,21 @@ pub use input::Limits;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
+    pub auth: AuthMode,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The gateway's routes with request ids, tracing, body limits and panic recovery.
-pub fn app(store: Arc<dyn Store>, limits: Limits) -> Router {
-    let state = AppState { store, limits };
+/// The gateway's routes with authentication, request ids, tracing, body limits and panic
+/// recovery.
+pub fn app(store: Arc<dyn Store>, limits: Limits, auth: AuthMode) -> Router {
+    let state = AppState {
+        store,
+        limits,
+        auth,
+    };
     routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, auth::identify))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

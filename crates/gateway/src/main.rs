@@ -16,13 +16,15 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "idse-gateway", version, about = "The IDSE sync gateway")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "IDSE_GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// `postgres://…` for Postgres / Supabase, or a SQLite file (`sqlite:PATH` or a path).
     /// Also read from DATABASE_URL, then SUPABASE_DB_URL. Default: a SQLite file in the user's
     /// data folder.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     database: Option<String>,
     /// Largest request body, in bytes.
     #[arg(long, env = "IDSE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -39,6 +41,81 @@ struct Args {
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     log_json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Manage the bearer tokens of a team gateway (with no tokens it serves loopback only).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenAction {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The token can pull, list and read status, but not push.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List tokens (names, never secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke { name: String },
+}
+
+async fn tokens(store: &dyn idse_store::Store, action: &TokenAction) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match action {
+        TokenAction::Create { name, read_only } => {
+            if name.trim().is_empty() {
+                bail!("a token needs a name, e.g. --name ci");
+            }
+            let token = idse_gateway::new_token();
+            store
+                .create_token(name, &idse_gateway::token_hash(&token), *read_only, now)
+                .await
+                .with_context(|| format!("while creating token {name}"))?;
+            println!("{token}");
+            eprintln!(
+                "Created {}token `{name}`. Copy it now: it is not shown again. Restart the gateway if it was running without tokens.",
+                if *read_only { "read-only " } else { "" }
+            );
+        }
+        TokenAction::List => {
+            for t in store.tokens().await.context("while listing tokens")? {
+                let state = match t.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    None => "live".to_owned(),
+                };
+                let kind = if t.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
+                println!(
+                    "{:<24} {kind:<10} created {}  {state}",
+                    t.name,
+                    t.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        TokenAction::Revoke { name } => {
+            if !store
+                .revoke_token(name, now)
+                .await
+                .context("while revoking")?
+            {
+                bail!("there is no live token named `{name}` (see `idse-gateway token list`)");
+            }
+            eprintln!("Revoked token `{name}`.");
+        }
+    }
+    Ok(())
 }
 
 fn default_database() -> anyhow::Result<String> {
@@ -95,6 +172,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while opening the database {}", redact(&database)))?;
     tracing::info!(store = store.kind(), database = %redact(&database), "store ready");
+    if let Some(Command::Token { action }) = &args.command {
+        return tokens(store.as_ref(), action).await;
+    }
+    let live = store
+        .tokens()
+        .await
+        .context("while reading the gateway's tokens")?
+        .iter()
+        .filter(|t| t.revoked_at.is_none())
+        .count();
+    let auth = idse_gateway::AuthMode::for_listener(args.addr, live).map_err(anyhow::Error::msg)?;
+    if auth == idse_gateway::AuthMode::Open {
+        tracing::info!("open mode: no tokens, loopback only");
+    }
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -117,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
     };
-    let app = idse_gateway::app(Arc::from(store), limits);
+    let app = idse_gateway::app(Arc::from(store), limits, auth);
     // Small answers go out at once rather than waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::Utc;
 use idse_protocol::{
     artifact_key_stage, HealthResponse, HistoryResponse, ProjectSummary, ProjectsResponse,
@@ -16,7 +16,7 @@ use idse_store::{stage_states, PushOutcome};
 
 use crate::extract::JsonBody;
 use crate::input::{self, HistoryQuery};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Caller};
 
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
@@ -46,9 +46,11 @@ fn push_message(name: &str, outcome: &PushOutcome) -> String {
 #[tracing::instrument(skip_all, err)]
 async fn push(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let input = input::push_input(req, &state.limits, None)?;
+    caller.may_write()?;
+    let input = input::push_input(req, &state.limits, caller.name)?;
     let synced_stages = input
         .artifacts
         .keys()

@@ -10,6 +10,8 @@ pub enum StoreError {
     SessionNotFound { project: Uuid, session: String },
     #[error("project {project} never held a text with hash {sha256}")]
     TextNotFound { project: Uuid, sha256: String },
+    #[error("a token named `{0}` exists already")]
+    TokenExists(String),
     #[error("{} stage(s) changed remotely since the pushed base", .0.len())]
     Conflict(Vec<StageConflict>),
     #[error("the database cannot be reached")]

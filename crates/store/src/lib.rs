@@ -50,6 +50,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A text the project ever held, found by its SHA-256.
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError>;
+
+    /// Records a token by the SHA-256 of its secret.
+    async fn create_token(
+        &self,
+        name: &str,
+        sha256: &str,
+        read_only: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Every token, revoked ones included, by name.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token; `false` when no live token has that name.
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// The live token whose secret hashes to `sha256`.
+    async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite:…` or a plain path for SQLite, `postgres://…` or

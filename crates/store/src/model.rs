@@ -110,3 +110,12 @@ impl Default for HistoryFilter {
         }
     }
 }
+
+/// A bearer token of the gateway; the token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub name: String,
+    pub read_only: bool,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

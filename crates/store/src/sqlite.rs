@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::rules::{self, Hashed};
 use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
-    Store, StoreError,
+    Store, StoreError, TokenRecord,
 };
 
 #[derive(Debug, Clone)]
@@ -452,4 +452,70 @@ impl Store for SqliteStore {
                 sha256: sha256.to_owned(),
             })
     }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        sha256: &str,
+        read_only: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO gateway_tokens (name, sha256, read_only, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sha256)
+        .bind(read_only)
+        .bind(micros(now))
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::TokenExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, read_only, created_at, revoked_at FROM gateway_tokens ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE gateway_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+        )
+        .bind(micros(now))
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, read_only, created_at, revoked_at FROM gateway_tokens \
+             WHERE sha256 = ? AND revoked_at IS NULL",
+        )
+        .bind(sha256)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        name: row.try_get("name")?,
+        read_only: row.try_get("read_only")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_micros)
+            .transpose()?,
+    })
 }

@@ -291,6 +291,44 @@ async fn exact_bytes_are_kept(s: &dyn Store) {
         .any(|c| c.is_ascii_digit()));
 }
 
+async fn tokens_are_kept_by_hash_and_revoked(s: &dyn Store) {
+    s.create_token("ci", &content_hash("secret-1"), false, t(0))
+        .await
+        .unwrap();
+    s.create_token("reader", &content_hash("secret-2"), true, t(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_token("ci", &content_hash("other"), false, t(2))
+            .await,
+        Err(StoreError::TokenExists(_))
+    ));
+    let found = s
+        .token_by_hash(&content_hash("secret-2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.name.as_str(), found.read_only), ("reader", true));
+    assert!(s
+        .token_by_hash(&content_hash("nope"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.revoke_token("ci", t(3)).await.unwrap());
+    assert!(
+        !s.revoke_token("ci", t(4)).await.unwrap(),
+        "revoking twice does nothing"
+    );
+    assert!(s
+        .token_by_hash(&content_hash("secret-1"))
+        .await
+        .unwrap()
+        .is_none());
+    let all = s.tokens().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].revoked_at, Some(t(3)));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -327,4 +365,5 @@ contract!(
     projects_are_newest_first,
     unknown_projects_are_not_found,
     exact_bytes_are_kept,
+    tokens_are_kept_by_hash_and_revoked,
 );

@@ -25,11 +25,19 @@ impl Drop for TestGateway {
     }
 }
 
-/// Serves `store` on a free loopback port.
+/// Serves `store` on a free loopback port, in open mode.
 pub async fn serve(store: Arc<dyn Store>, limits: Limits) -> TestGateway {
+    serve_with(store, limits, idse_gateway::AuthMode::Open).await
+}
+
+pub async fn serve_with(
+    store: Arc<dyn Store>,
+    limits: Limits,
+    auth: idse_gateway::AuthMode,
+) -> TestGateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = idse_gateway::app(store, limits);
+    let app = idse_gateway::app(store, limits, auth);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });

@@ -1,0 +1,158 @@
+//! Who may call the gateway: bearer tokens (only their SHA-256 is stored), read-only tokens that
+//! cannot push, and the open mode of an embedded gateway on loopback.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use idse_protocol::content_hash;
+
+use crate::{ApiError, AppState};
+
+/// Whether requests need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No tokens: anyone who can connect may read and write. Only on loopback.
+    Open,
+    /// Every route but `/sync/health` needs `Authorization: Bearer <token>`.
+    Tokens,
+}
+
+impl AuthMode {
+    /// Tokens when there are any; open only on a loopback address. Serving the network without
+    /// tokens is refused, with the reason.
+    pub fn for_listener(addr: SocketAddr, live_tokens: usize) -> Result<Self, String> {
+        if live_tokens > 0 {
+            Ok(AuthMode::Tokens)
+        } else if addr.ip().is_loopback() {
+            Ok(AuthMode::Open)
+        } else {
+            Err(format!(
+                "refusing to listen on {addr} without tokens: anyone who can reach it could read and overwrite every project. \
+                 Create one with `idse-gateway token create --name NAME`, or listen on 127.0.0.1"
+            ))
+        }
+    }
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name; `None` in open mode.
+    pub name: Option<String>,
+    pub read_only: bool,
+}
+
+impl Caller {
+    /// Read-only tokens can pull, list and read status, but not push.
+    pub fn may_write(&self) -> Result<(), ApiError> {
+        if self.read_only {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "The token `{}` is read-only, so it cannot push.",
+                    self.name.as_deref().unwrap_or("")
+                ),
+                "Push with a token created without --read-only.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A new secret: `idse_` and 256 random bits in hex.
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("idse_{hex}")
+}
+
+/// What the store keeps of a token.
+pub fn token_hash(token: &str) -> String {
+    content_hash(token)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        message,
+        "Send `Authorization: Bearer <token>` with a token from `idse-gateway token create` (IDSE_TOKEN for the idse CLI).",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Identifies the caller of every request; the token itself is never logged.
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let open = state.auth == AuthMode::Open || req.uri().path() == "/sync/health";
+    let caller = if open {
+        Caller {
+            name: None,
+            read_only: false,
+        }
+    } else {
+        let Some(token) = bearer(req.headers()) else {
+            return unauthorized("This gateway needs a token, and the request has none.");
+        };
+        match state.store.token_by_hash(&token_hash(token)).await {
+            Ok(Some(t)) => Caller {
+                name: Some(t.name),
+                read_only: t.read_only,
+            },
+            Ok(None) => return unauthorized("The token is unknown or was revoked."),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_without_tokens_is_refused() {
+        let lan: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        assert!(AuthMode::for_listener(lan, 0)
+            .unwrap_err()
+            .contains("token create"));
+        assert_eq!(AuthMode::for_listener(local, 0), Ok(AuthMode::Open));
+        assert_eq!(AuthMode::for_listener(lan, 1), Ok(AuthMode::Tokens));
+    }
+
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 5 + 64);
+        assert_eq!(token_hash(&a).len(), 64);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {a}").parse().unwrap(),
+        );
+        assert_eq!(bearer(&h), Some(a.as_str()));
+    }
+}

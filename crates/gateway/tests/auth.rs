@@ -1,0 +1,174 @@
+//! Bearer tokens on a real gateway, on both stores: 401 without or with a bad or revoked token,
+//! 403 for a read-only token that pushes, authors in the history, and the open mode that older
+//! clients (no auth header) use on loopback.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+
+use chrono::Utc;
+use common::Backend;
+use idse_gateway::{new_token, token_hash, AuthMode, Limits};
+use serde_json::json;
+
+async fn token_checks(backend: Backend) {
+    let Some(fixture) = idse_store::testing::open(backend).await else {
+        return;
+    };
+    let (writer, reader) = (new_token(), new_token());
+    let store = fixture.store.clone();
+    store
+        .create_token("ci", &token_hash(&writer), false, Utc::now())
+        .await
+        .unwrap();
+    store
+        .create_token("dashboard", &token_hash(&reader), true, Utc::now())
+        .await
+        .unwrap();
+    let gw = common::serve_with(store.clone(), Limits::default(), AuthMode::Tokens).await;
+    let push = json!({"project_name": "secure", "artifacts": {"spec_md": "s"}, "agent": "codex"});
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let req = gw.http.request(method, format!("{}{path}", gw.url));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    };
+
+    let res = call(reqwest::Method::GET, "/sync/health", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "health needs no token");
+    for token in [None, Some("idse_not-a-real-token")] {
+        let res = call(reqwest::Method::GET, "/sync/projects", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+        let res = call(reqwest::Method::POST, "/sync/push", token)
+            .json(&push)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    assert!(
+        store.projects().await.unwrap().is_empty(),
+        "nothing was written without a token"
+    );
+
+    let res = call(reqwest::Method::POST, "/sync/push", Some(&reader))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+    assert!(body["message"].as_str().unwrap().contains("dashboard"));
+
+    let res = call(reqwest::Method::POST, "/sync/push", Some(&writer))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.json::<serde_json::Value>().await.unwrap()["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = call(reqwest::Method::POST, "/sync/pull", Some(&reader))
+        .json(&json!({"project_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a read-only token pulls");
+    let history: serde_json::Value = call(
+        reqwest::Method::GET,
+        &format!("/sync/history/{id}"),
+        Some(&reader),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(history["revisions"][0]["author"], "ci");
+    assert_eq!(history["revisions"][0]["agent"], "codex");
+
+    store.revoke_token("ci", Utc::now()).await.unwrap();
+    let res = call(reqwest::Method::POST, "/sync/push", Some(&writer))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "a revoked token is refused at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_on_sqlite() {
+    token_checks(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_on_postgres() {
+    token_checks(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_mode_serves_clients_without_auth_headers() {
+    let fixture = idse_store::testing::sqlite().await;
+    let gw = common::serve_with(fixture.store.clone(), Limits::default(), AuthMode::Open).await;
+    // As the Python client pushes: no Authorization header at all.
+    let (code, body) = gw
+        .post(
+            "/sync/push",
+            &json!({"project_name": "old", "artifacts": {"intent_md": "x"}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test]
+async fn the_binary_manages_tokens_and_refuses_an_open_network_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.sqlite3");
+    let bin = env!("CARGO_BIN_EXE_idse-gateway");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .arg("--database")
+            .arg(&db)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["--addr", "0.0.0.0:0"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("without tokens") && said.contains("token create"),
+        "{said}"
+    );
+
+    let created = run(&["token", "create", "--name", "ci"]);
+    assert!(created.status.success());
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("idse_") && token.len() == 69, "{token}");
+    let listed = String::from_utf8(run(&["token", "list"]).stdout).unwrap();
+    assert!(
+        listed.contains("ci") && listed.contains("live") && !listed.contains(&token),
+        "{listed}"
+    );
+    assert!(run(&["token", "revoke", "ci"]).status.success());
+    assert!(!run(&["token", "revoke", "ci"]).status.success());
+    let listed = String::from_utf8(run(&["token", "list"]).stdout).unwrap();
+    assert!(listed.contains("revoked"), "{listed}");
+}

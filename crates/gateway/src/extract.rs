@@ -129,4 +129,80 @@ mod tests {
             missing.message
         );
     }
+
+    use proptest::prelude::*;
+
+    /// JSON-shaped bodies with the push's field names, wrong types and junk mixed in.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z/._ ]{0,12}".prop_map(|s| format!("{s:?}")),
+            Just("\"../etc\"".to_owned()),
+            Just("true".to_owned()),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["intent_md", "spec_md", "meta_md", "x"]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|kv| format!(
+                    "{{{}}}",
+                    kv.iter()
+                        .map(|(k, v)| format!("{k:?}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            ]
+        });
+        let fields = prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "project_name",
+                    "project_id",
+                    "artifacts",
+                    "base",
+                    "session_id",
+                    "state_json",
+                    "force",
+                    "agent",
+                ]),
+                value,
+            ),
+            0..6,
+        );
+        prop_oneof![
+            fields.prop_map(|kv| format!(
+                "{{{}}}",
+                kv.iter()
+                    .map(|(k, v)| format!("{k:?}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+            .into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Any body is either a valid push or a 4xx with sentences; never a panic or a 5xx.
+        #[test]
+        fn push_bodies_parse_or_are_refused_politely(bytes in body()) {
+            let limits = crate::Limits::default();
+            let outcome = parse_json::<PushRequest>(&bytes)
+                .and_then(|req| crate::input::push_input(req, &limits, None));
+            if let Err(e) = outcome {
+                prop_assert!(e.status.is_client_error(), "{} for {:?}", e.status, String::from_utf8_lossy(&bytes));
+                prop_assert!(e.message.ends_with('.') && e.detail.ends_with('.'));
+            }
+        }
+    }
 }

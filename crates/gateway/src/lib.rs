@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod extract;
 mod input;
+mod metrics;
 mod routes;
 
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
     pub auth: AuthMode,
+    /// Accepted pushes, for `GET /sync/events` subscribers.
+    pub events: tokio::sync::broadcast::Sender<idse_protocol::PushEvent>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,13 +37,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The gateway's routes with authentication, request ids, tracing, body limits and panic
 /// recovery.
 pub fn app(store: Arc<dyn Store>, limits: Limits, auth: AuthMode) -> Router {
+    let (events, _) = tokio::sync::broadcast::channel(256);
     let state = AppState {
         store,
         limits,
         auth,
+        events,
+        metrics: Arc::default(),
     };
     routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, auth::identify))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
+        .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -2,17 +2,22 @@
 
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::Utc;
+use futures::Stream;
 use idse_protocol::{
     artifact_key_stage, HealthResponse, HistoryResponse, ProjectSummary, ProjectsResponse,
-    PullRequest, PullResponse, PushRequest, PushResponse, RevisionInfo, StatusResponse,
+    PullRequest, PullResponse, PushEvent, PushRequest, PushResponse, RevisionInfo, StatusResponse,
     TextResponse,
 };
 use idse_store::{stage_states, PushOutcome};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::extract::JsonBody;
 use crate::input::{self, HistoryQuery};
@@ -28,6 +33,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sync/health", get(health))
         .route("/sync/history/{id}", get(history))
         .route("/sync/history/{id}/{sha256}", get(text_by_hash))
+        .route("/sync/events", get(events))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -51,6 +58,11 @@ async fn push(
 ) -> Result<Json<PushResponse>, ApiError> {
     caller.may_write()?;
     let input = input::push_input(req, &state.limits, caller.name)?;
+    let (author, agent, session) = (
+        input.author.clone(),
+        input.effective_agent(),
+        input.session_id.clone(),
+    );
     let synced_stages = input
         .artifacts
         .keys()
@@ -60,6 +72,23 @@ async fn push(
     let now = Utc::now();
     let outcome = state.store.push(input, now).await?;
     tracing::info!(project = %outcome.project_id, revision = outcome.revision, changed = outcome.changed.len(), "push accepted");
+    if !outcome.changed.is_empty() {
+        // No subscriber is not an error.
+        let _ = state.events.send(PushEvent {
+            project_id: outcome.project_id.to_string(),
+            project_name: name.clone(),
+            session_id: session,
+            stages: outcome
+                .changed
+                .iter()
+                .map(|k| artifact_key_stage(k).to_owned())
+                .collect(),
+            revision: outcome.revision,
+            author,
+            agent,
+            pushed_at: now,
+        });
+    }
     Ok(Json(PushResponse {
         success: true,
         project_id: outcome.project_id.to_string(),
@@ -222,12 +251,43 @@ async fn text_by_hash(
     }))
 }
 
+/// Server-sent events: one `push` event per accepted push that changed a text, a `lagged`
+/// event when this subscriber fell behind (reload then), and a keep-alive comment every 15 s.
+#[tracing::instrument(skip_all)]
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.events.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(push) => Event::default()
+                .event("push")
+                .id(push.revision.to_string())
+                .json_data(&push)
+                .unwrap_or_else(|_| Event::default().event("push")),
+            Err(RecvError::Lagged(missed)) => Event::default()
+                .event("lagged")
+                .data(format!("{missed} events were missed; reload the projects")),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    let body = state.metrics.render(state.events.receiver_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no_route",
         "There is no such route on this gateway.",
-        "The routes are POST /sync/push, POST /sync/pull, GET /sync/status/{id}, GET /sync/projects, GET /sync/health and GET /sync/history/{id}.",
+        "The routes are POST /sync/push, POST /sync/pull, GET /sync/status/{id}, GET /sync/projects, GET /sync/health, GET /sync/history/{id} and GET /sync/events.",
     )
 }
 

@@ -185,3 +185,18 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<StageConflict>>,
 }
+
+/// One server-sent event of `GET /sync/events` (ext), sent after each accepted push that
+/// changed a text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushEvent {
+    pub project_id: String,
+    pub project_name: String,
+    pub session_id: String,
+    /// Stage names (artifact keys without `_md`) whose text changed.
+    pub stages: Vec<String>,
+    pub revision: i64,
+    pub author: Option<String>,
+    pub agent: Option<String>,
+    pub pushed_at: DateTime<Utc>,
+}

@@ -136,6 +136,7 @@ async fn status(
         created_at: p.created_at,
         state: stage_states(p.state_json.as_ref()),
         last_agent: p.last_agent,
+        last_author: p.last_author,
         session_id: p.last_session_id,
         revision: p.revision,
     }))
@@ -157,6 +158,7 @@ async fn projects(State(state): State<AppState>) -> Result<Json<ProjectsResponse
             updated_at: p.updated_at,
             revision: p.revision,
             last_agent: p.last_agent,
+            last_author: p.last_author,
             session_id: p.last_session_id,
         })
         .collect();

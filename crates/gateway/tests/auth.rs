@@ -101,6 +101,32 @@ async fn token_checks(backend: Backend) {
     .unwrap();
     assert_eq!(history["revisions"][0]["author"], "ci");
     assert_eq!(history["revisions"][0]["agent"], "codex");
+    let status: serde_json::Value = call(
+        reqwest::Method::GET,
+        &format!("/sync/status/{id}"),
+        Some(&reader),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            status["last_author"].as_str(),
+            status["last_agent"].as_str()
+        ),
+        (Some("ci"), Some("codex"))
+    );
+    let list: serde_json::Value = call(reqwest::Method::GET, "/sync/projects", Some(&reader))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["projects"][0]["last_author"], "ci");
 
     store.revoke_token("ci", Utc::now()).await.unwrap();
     let res = call(reqwest::Method::POST, "/sync/push", Some(&writer))

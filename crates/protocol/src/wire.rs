@@ -87,6 +87,9 @@ pub struct StatusResponse {
     /// stage → `pending` / `in_progress` / `completed`, from the latest session's state.
     pub state: BTreeMap<String, String>,
     pub last_agent: Option<String>,
+    /// ext: who pushed last (a token's name).
+    #[serde(default)]
+    pub last_author: Option<String>,
     /// ext
     pub session_id: Option<String>,
     /// ext
@@ -106,6 +109,9 @@ pub struct ProjectSummary {
     pub revision: i64,
     /// ext
     pub last_agent: Option<String>,
+    /// ext: who pushed last (a token's name).
+    #[serde(default)]
+    pub last_author: Option<String>,
     /// ext
     pub session_id: Option<String>,
 }

@@ -75,6 +75,8 @@ pub struct ProjectRecord {
     pub updated_at: DateTime<Utc>,
     pub last_synced: Option<DateTime<Utc>>,
     pub last_agent: Option<String>,
+    /// Who pushed last (a token's name); `None` in open mode.
+    pub last_author: Option<String>,
     pub last_session_id: Option<String>,
     pub revision: i64,
 }

@@ -27,7 +27,7 @@ pub struct PostgresStore {
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, \
      COALESCE(p.created_at, p.updated_at, now()) AS created_at, \
      COALESCE(p.updated_at, p.created_at, now()) AS updated_at, \
-     p.last_synced, p.last_agent, p.last_session_id, COALESCE(p.revision, 0) AS revision";
+     p.last_synced, p.last_agent, p.last_author, p.last_session_id, COALESCE(p.revision, 0) AS revision";
 
 /// The project row, locked, with the hashes of one session's current texts: one round trip.
 /// The hashes come from the statement's snapshot, which is older than the locked row when the
@@ -46,6 +46,7 @@ const WRITE_PUSH: &str = "WITH upd AS ( \
        UPDATE projects SET updated_at = $9, last_synced = $9, revision = $3, last_session_id = $2, \
          stack = COALESCE($12, stack), framework = COALESCE($13, framework), \
          state_json = COALESCE($10, state_json), last_agent = COALESCE($7, last_agent), \
+         last_author = COALESCE($8, last_author), \
          intent_md = CASE WHEN $14 THEN $15 ELSE intent_md END, \
          context_md = CASE WHEN $16 THEN $17 ELSE context_md END, \
          spec_md = CASE WHEN $18 THEN $19 ELSE spec_md END, \
@@ -122,6 +123,7 @@ fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         last_synced: row.try_get("last_synced")?,
         last_agent: row.try_get("last_agent")?,
+        last_author: row.try_get("last_author")?,
         last_session_id: row.try_get("last_session_id")?,
         revision: row.try_get("revision")?,
     })
@@ -295,6 +297,7 @@ impl PostgresStore {
             updated_at: now,
             last_synced: None,
             last_agent: None,
+            last_author: None,
             last_session_id: None,
             revision: 0,
         };

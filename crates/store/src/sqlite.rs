@@ -58,7 +58,7 @@ impl Checkpoints {
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, p.created_at, \
-     p.updated_at, p.last_synced, p.last_agent, p.last_session_id, p.revision";
+     p.updated_at, p.last_synced, p.last_agent, p.last_author, p.last_session_id, p.revision";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
@@ -136,6 +136,7 @@ fn project_from_row(row: &SqliteRow) -> Result<ProjectRecord, StoreError> {
             .map(from_micros)
             .transpose()?,
         last_agent: row.try_get("last_agent")?,
+        last_author: row.try_get("last_author")?,
         last_session_id: row.try_get("last_session_id")?,
         revision: row.try_get("revision")?,
     })
@@ -233,6 +234,7 @@ impl SqliteStore {
             updated_at: now,
             last_synced: None,
             last_agent: None,
+            last_author: None,
             last_session_id: None,
             revision: 0,
         };
@@ -289,7 +291,8 @@ impl SqliteStore {
         sqlx::query(
             "UPDATE project_rows SET updated_at = ?1, last_synced = ?1, revision = ?2, \
              last_session_id = ?3, stack = COALESCE(?4, stack), framework = COALESCE(?5, framework), \
-             state_json = COALESCE(?6, state_json), last_agent = COALESCE(?7, last_agent) WHERE id = ?8",
+             state_json = COALESCE(?6, state_json), last_agent = COALESCE(?7, last_agent), \
+             last_author = COALESCE(?9, last_author) WHERE id = ?8",
         )
         .bind(micros(now))
         .bind(revision)
@@ -299,6 +302,7 @@ impl SqliteStore {
         .bind(&state)
         .bind(&agent)
         .bind(&id)
+        .bind(&input.author)
         .execute(&mut *conn)
         .await?;
         Ok(revision)

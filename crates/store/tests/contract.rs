@@ -229,6 +229,9 @@ async fn agents_come_from_state_json_too(s: &dyn Store) {
     assert_eq!(history[0].agent.as_deref(), Some("claude-code"));
     assert_eq!(history[0].author.as_deref(), Some("ci-token"));
     assert_eq!(history[0].pushed_at, t(0));
+    let record = s.project(out.project_id).await.unwrap();
+    assert_eq!(record.last_author.as_deref(), Some("ci-token"));
+    assert_eq!(record.last_agent.as_deref(), Some("claude-code"));
 }
 
 async fn projects_are_newest_first(s: &dyn Store) {

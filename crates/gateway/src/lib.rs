@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use auth::{new_token, token_hash, AuthMode, Caller};
+pub use auth::{new_token, token_hash, AuthMode, Caller, JwtVerifier};
 pub use error::ApiError;
 pub use input::Limits;
 
@@ -27,6 +27,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
     pub auth: AuthMode,
+    /// Accepts Supabase Auth JWTs besides the gateway's own tokens.
+    pub jwt: Option<JwtVerifier>,
     /// Accepted pushes, for `GET /sync/events` subscribers.
     pub events: tokio::sync::broadcast::Sender<idse_protocol::PushEvent>,
     pub metrics: Arc<metrics::Metrics>,
@@ -37,11 +39,27 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The gateway's routes with authentication, request ids, tracing, body limits and panic
 /// recovery.
 pub fn app(store: Arc<dyn Store>, limits: Limits, auth: AuthMode) -> Router {
+    app_with_jwt(store, limits, auth, None)
+}
+
+/// As [`app`], also accepting Supabase Auth JWTs (which implies that requests need a token).
+pub fn app_with_jwt(
+    store: Arc<dyn Store>,
+    limits: Limits,
+    auth: AuthMode,
+    jwt: Option<JwtVerifier>,
+) -> Router {
     let (events, _) = tokio::sync::broadcast::channel(256);
+    let auth = if jwt.is_some() {
+        AuthMode::Tokens
+    } else {
+        auth
+    };
     let state = AppState {
         store,
         limits,
         auth,
+        jwt,
         events,
         metrics: Arc::default(),
     };

@@ -38,6 +38,9 @@ struct Args {
     /// SQLite: fsync on every commit, so a power cut loses nothing answered 200.
     #[arg(long)]
     sqlite_full_sync: bool,
+    /// Also accept Supabase Auth JWTs signed with this secret (the project's JWT secret).
+    #[arg(long, env = "SUPABASE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     log_json: bool,
@@ -182,7 +185,13 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter(|t| t.revoked_at.is_none())
         .count();
-    let auth = idse_gateway::AuthMode::for_listener(args.addr, live).map_err(anyhow::Error::msg)?;
+    let jwt = args
+        .jwt_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(idse_gateway::JwtVerifier::hs256);
+    let auth = idse_gateway::AuthMode::for_listener(args.addr, live + usize::from(jwt.is_some()))
+        .map_err(anyhow::Error::msg)?;
     if auth == idse_gateway::AuthMode::Open {
         tracing::info!("open mode: no tokens, loopback only");
     }
@@ -208,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
     };
-    let app = idse_gateway::app(Arc::from(store), limits, auth);
+    let app = idse_gateway::app_with_jwt(Arc::from(store), limits, auth, jwt);
     // Small answers go out at once rather than waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -198,3 +198,83 @@ async fn the_binary_manages_tokens_and_refuses_an_open_network_listener() {
     let listed = String::from_utf8(run(&["token", "list"]).stdout).unwrap();
     assert!(listed.contains("revoked"), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_jwts_are_checked_for_signature_and_expiry() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let fixture = idse_store::testing::sqlite().await;
+    let secret = "super-secret-jwt-token-with-at-least-32-characters";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = idse_gateway::app_with_jwt(
+        fixture.store.clone(),
+        Limits::default(),
+        AuthMode::Open,
+        Some(idse_gateway::JwtVerifier::hs256(secret)),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let now = Utc::now().timestamp();
+    let jwt = |sub: &str, role: &str, exp: i64, key: &str| {
+        encode(
+            &Header::default(),
+            &json!({"sub": sub, "role": role, "aud": "authenticated", "exp": exp}),
+            &EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let push = |token: String| {
+        http.post(format!("{url}/sync/push"))
+            .bearer_auth(token)
+            .json(&json!({"project_name": "jwt", "artifacts": {"spec_md": "s"}}))
+            .send()
+    };
+    let ok = push(jwt("user-123", "authenticated", now + 600, secret))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let id = ok.json::<serde_json::Value>().await.unwrap()["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status: serde_json::Value = http
+        .get(format!("{url}/sync/status/{id}"))
+        .bearer_auth(jwt("user-123", "authenticated", now + 600, secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["last_author"], "user-123",
+        "the JWT subject is the author"
+    );
+
+    let expired = push(jwt("user-123", "authenticated", now - 3600, secret))
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 401);
+    let body: serde_json::Value = expired.json().await.unwrap();
+    assert_eq!(body["message"], "The token has expired.");
+    let forged = push(jwt(
+        "user-123",
+        "authenticated",
+        now + 600,
+        "another-secret-of-32-characters-or-more",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 401);
+    let anon = push(jwt("visitor", "anon", now + 600, secret))
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 403, "only authenticated users write");
+    let none = http
+        .get(format!("{url}/sync/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401, "a JWT secret means tokens are required");
+    server.abort();
+}

@@ -1,6 +1,8 @@
 //! `idse`: the IDSE pipeline workspace from the command line — init, validate, status, sync
 //! with the Agency gateway, and a `git merge-file`-compatible three-way merge.
 
+mod mcp;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,6 +63,8 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Serve the workspace to coding agents over the Model Context Protocol (stdio).
+    Mcp,
     /// Three-way merge of files, as `git merge-file`: exit status is the number of conflicts.
     MergeFile {
         /// Print the result instead of writing it into LOCAL.
@@ -239,6 +243,12 @@ async fn run(ctx: &Ctx) -> anyhow::Result<u8> {
         Command::Validate => validate_cmd(ctx),
         Command::Status => status(ctx),
         Command::Projects => projects(ctx).await,
+        Command::Mcp => {
+            let ws = ctx.workspace()?;
+            let gateway = ctx.gateway(Some(&ws))?;
+            mcp::serve_stdio(ws.root().to_owned(), gateway).await?;
+            Ok(0)
+        }
         Command::MergeFile {
             stdout,
             diff3,

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod extract;
 mod input;
+mod mcp;
 mod metrics;
 mod routes;
 
@@ -63,7 +64,9 @@ pub fn app_with_jwt(
         events,
         metrics: Arc::default(),
     };
+    let mcp = mcp::service(state.store.clone(), Vec::new());
     routes::router(state.clone())
+        .nest_service("/mcp", mcp)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
         .layer(CatchPanicLayer::custom(error::panic_response))

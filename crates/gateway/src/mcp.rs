@@ -1,0 +1,193 @@
+//! The Agency copy over the Model Context Protocol, for remote agents: streamable HTTP at `/mcp`,
+//! behind the same tokens as every route. A write is a push with a base, so it conflicts rather
+//! than overwrite what someone else changed since the agent read it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use idse_protocol::{content_hash, Stage, BLUEPRINT_SESSION};
+use idse_store::{PushInput, Store, StoreError};
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{schemars, tool, tool_handler, tool_router, RoleServer, ServerHandler};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::Caller;
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct StageRef {
+    /// The project's name or id.
+    pub project: String,
+    /// intent, context, spec, plan, tasks, implementation or feedback.
+    pub stage: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct WriteStage {
+    pub project: String,
+    pub stage: String,
+    /// The whole new text of the stage.
+    pub text: String,
+    /// The `sha256` that `read_stage` returned: the text this write replaces.
+    pub base_sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgencyServer {
+    store: Arc<dyn Store>,
+    #[allow(dead_code)] // read by the tool_handler macro
+    tool_router: ToolRouter<Self>,
+}
+
+type ToolResult = Result<String, String>;
+
+fn caller(context: &RequestContext<RoleServer>) -> Caller {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>().cloned())
+        .unwrap_or(Caller {
+            name: None,
+            read_only: false,
+        })
+}
+
+fn sentence(e: StoreError) -> String {
+    match e {
+        StoreError::Conflict(c) => format!(
+            "{} changed since you read it; read it again, redo your change on the new text, and write with the new sha256",
+            c.iter().map(|c| c.stage.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        StoreError::ProjectNotFound(_) | StoreError::SessionNotFound { .. } => e.to_string(),
+        _ => "the gateway's store failed; try again shortly".to_owned(),
+    }
+}
+
+impl AgencyServer {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    async fn project_id(&self, project: &str) -> Result<(Uuid, String), String> {
+        let projects = self.store.projects().await.map_err(sentence)?;
+        let id = Uuid::parse_str(project).ok();
+        projects
+            .into_iter()
+            .find(|p| Some(p.id) == id || p.name == project)
+            .map(|p| (p.id, p.name))
+            .ok_or_else(|| {
+                format!("the gateway has no project `{project}`; list_projects shows them")
+            })
+    }
+}
+
+#[tool_router]
+impl AgencyServer {
+    #[tool(
+        description = "List the projects of the Agency copy: id, name, revision, last agent and author."
+    )]
+    async fn list_projects(&self) -> ToolResult {
+        let projects = self.store.projects().await.map_err(sentence)?;
+        let list: Vec<Value> = projects
+            .into_iter()
+            .map(|p| json!({"id": p.id, "name": p.name, "revision": p.revision, "session_id": p.last_session_id,
+                            "last_agent": p.last_agent, "last_author": p.last_author, "updated_at": p.updated_at}))
+            .collect();
+        Ok(Value::Array(list).to_string())
+    }
+
+    #[tool(
+        description = "Read a stage of a project's latest session: its text and sha256 (needed to write it)."
+    )]
+    async fn read_stage(&self, Parameters(r): Parameters<StageRef>) -> ToolResult {
+        let stage: Stage = r.stage.parse().map_err(|e| format!("{e}"))?;
+        let (id, _) = self.project_id(&r.project).await?;
+        let snap = self.store.pull(id, None).await.map_err(sentence)?;
+        let text = snap
+            .artifacts
+            .get(stage.artifact_key())
+            .cloned()
+            .unwrap_or_default();
+        Ok(
+            json!({"project_id": id, "session_id": snap.session_id, "stage": stage, "text": text,
+                  "sha256": content_hash(&text), "revision": snap.revision})
+            .to_string(),
+        )
+    }
+
+    #[tool(
+        description = "Write a stage of a project's latest session, as a push based on the sha256 read_stage gave; refused if the stage changed since."
+    )]
+    async fn write_stage(
+        &self,
+        Parameters(w): Parameters<WriteStage>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = caller(&context);
+        who.may_write().map_err(|e| e.message)?;
+        let stage: Stage = w.stage.parse().map_err(|e| format!("{e}"))?;
+        let (id, name) = self.project_id(&w.project).await?;
+        let session = self
+            .store
+            .project(id)
+            .await
+            .map_err(sentence)?
+            .last_session_id
+            .unwrap_or_else(|| BLUEPRINT_SESSION.to_owned());
+        let agent = context.client_info().map(|c| c.name);
+        let push = PushInput {
+            project_id: Some(id),
+            project_name: name,
+            session_id: session,
+            artifacts: BTreeMap::from([(stage.artifact_key().to_owned(), w.text)]),
+            base: Some(BTreeMap::from([(
+                stage.artifact_key().to_owned(),
+                w.base_sha256,
+            )])),
+            agent,
+            author: who.name,
+            ..PushInput::default()
+        };
+        let out = self.store.push(push, Utc::now()).await.map_err(sentence)?;
+        Ok(
+            json!({"revision": out.revision, "sha256": out.hashes.get(stage.artifact_key())})
+                .to_string(),
+        )
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for AgencyServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("The Agency copy of IDSE pipeline documents, shared by the team.")
+    }
+}
+
+/// The `/mcp` service. `hosts` are the extra `Host` values to accept besides loopback (the
+/// gateway's public name), as protection against DNS rebinding.
+pub fn service(
+    store: Arc<dyn Store>,
+    hosts: Vec<String>,
+) -> StreamableHttpService<AgencyServer, LocalSessionManager> {
+    let mut allowed = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    allowed.extend(hosts);
+    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+    StreamableHttpService::new(
+        move || Ok(AgencyServer::new(store.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}

@@ -1,0 +1,97 @@
+//! `/mcp` on the gateway, driven by the official Python MCP SDK over streamable HTTP with a
+//! bearer token: a write is a push with a base (so a stale one is refused), and it is recorded
+//! with the token's name as author and the client's name as agent.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::Utc;
+use idse_gateway::{new_token, token_hash, AuthMode, Limits};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_agents_write_through_pushes_with_a_base() {
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import mcp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install the Python mcp SDK (scripts/test.sh does)"
+        );
+        eprintln!("python3 with the mcp package is not available: skipped");
+        return;
+    }
+    let fixture = idse_store::testing::sqlite().await;
+    let token = new_token();
+    fixture
+        .store
+        .create_token("remote", &token_hash(&token), false, Utc::now())
+        .await
+        .unwrap();
+    let gw = common::serve_with(fixture.store.clone(), Limits::default(), AuthMode::Tokens).await;
+    let (code, created) = {
+        let res = gw
+            .http
+            .post(format!("{}/sync/push", gw.url))
+            .bearer_auth(&token)
+            .json(&json!({"project_name": "remote", "artifacts": {"spec_md": "# Spec\nv1\n"}}))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(code, 200);
+    let unauthenticated = gw
+        .http
+        .post(format!("{}/mcp", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unauthenticated.status(),
+        401,
+        "/mcp is behind the same tokens"
+    );
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp_http_client.py");
+    let (url, tok) = (gw.url.clone(), token.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([&url, &tok, "remote"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = created["project_id"].as_str().unwrap();
+    let history: serde_json::Value = gw
+        .http
+        .get(format!("{}/sync/history/{id}?stage=spec", gw.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let latest = &history["revisions"][0];
+    assert_eq!(
+        history["revisions"].as_array().unwrap().len(),
+        2,
+        "the stale write left nothing"
+    );
+    assert_eq!(latest["agent"], "python-remote-agent");
+    assert_eq!(latest["author"], "remote");
+}

@@ -25,7 +25,7 @@ async def main(url: str, token: str, project: str) -> None:
         async with ClientSession(read, write, client_info=info) as session:
             await session.initialize()
             tools = {t.name for t in (await session.list_tools()).tools}
-            assert {"list_projects", "read_stage", "write_stage"} <= tools, tools
+            assert {"list_projects", "read_stage", "write_stage", "set_stage_status", "validate"} <= tools, tools
             got = await session.call_tool("read_stage", {"project": project, "stage": "spec"})
             assert not is_error(got), got
             stage = json.loads(got.content[0].text)
@@ -38,6 +38,12 @@ async def main(url: str, token: str, project: str) -> None:
                 "base_sha256": stage["sha256"]})
             assert is_error(stale), "a write on a stale base must be refused"
             assert "changed since you read it" in stale.content[0].text, stale
+            status = await session.call_tool("set_stage_status", {
+                "project": project, "stage": "spec", "status": "completed"})
+            assert not is_error(status), status
+            checked = await session.call_tool("validate", {"project": project})
+            reports = json.loads(checked.content[0].text)
+            assert len(reports) == 7 and reports[0]["stage"] == "intent", reports
     print("mcp http client: ok")
 
 

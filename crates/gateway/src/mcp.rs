@@ -37,6 +37,20 @@ pub struct WriteStage {
     pub base_sha256: String,
 }
 
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct ProjectRef {
+    /// The project's name or id.
+    pub project: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct SetStatus {
+    pub project: String,
+    pub stage: String,
+    /// pending, in_progress or completed.
+    pub status: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AgencyServer {
     store: Arc<dyn Store>,
@@ -161,6 +175,67 @@ impl AgencyServer {
             json!({"revision": out.revision, "sha256": out.hashes.get(stage.artifact_key())})
                 .to_string(),
         )
+    }
+
+    #[tool(
+        description = "Validate every stage of a project's latest session on the gateway: errors and warnings per stage."
+    )]
+    async fn validate(&self, Parameters(r): Parameters<ProjectRef>) -> ToolResult {
+        let (id, _) = self.project_id(&r.project).await?;
+        let snap = self.store.pull(id, None).await.map_err(sentence)?;
+        let reports: Vec<_> = Stage::ALL
+            .into_iter()
+            .map(|s| {
+                idse_core::check_stage(s, snap.artifacts.get(s.artifact_key()).map(String::as_str))
+            })
+            .collect();
+        serde_json::to_string(&reports).map_err(|e| e.to_string())
+    }
+
+    #[tool(
+        description = "Set a stage's status (pending, in_progress or completed) in the project's latest session state."
+    )]
+    async fn set_stage_status(
+        &self,
+        Parameters(s): Parameters<SetStatus>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = caller(&context);
+        who.may_write().map_err(|e| e.message)?;
+        if !matches!(s.status.as_str(), "pending" | "in_progress" | "completed") {
+            return Err(format!(
+                "`{}` is not a status; use pending, in_progress or completed",
+                s.status
+            ));
+        }
+        let stage: Stage = s.stage.parse().map_err(|e| format!("{e}"))?;
+        let (id, name) = self.project_id(&s.project).await?;
+        let snap = self.store.pull(id, None).await.map_err(sentence)?;
+        let mut state = snap.state_json.unwrap_or_else(|| json!({}));
+        if !state.is_object() {
+            state = json!({});
+        }
+        let agent = context.client_info().map(|c| c.name);
+        if let Some(map) = state.as_object_mut() {
+            let stages = map.entry("stages").or_insert_with(|| json!({}));
+            if let Some(stages) = stages.as_object_mut() {
+                stages.insert(stage.as_str().to_owned(), Value::from(s.status.clone()));
+            }
+            if let Some(agent) = &agent {
+                map.insert("last_agent".into(), Value::from(agent.clone()));
+            }
+        }
+        let push = PushInput {
+            project_id: Some(id),
+            project_name: name,
+            session_id: snap.session_id,
+            state_json: Some(state),
+            agent,
+            author: who.name,
+            ..PushInput::default()
+        };
+        self.store.push(push, Utc::now()).await.map_err(sentence)?;
+        Ok(format!("{} is now {}.", stage.as_str(), s.status))
     }
 }
 

@@ -94,4 +94,19 @@ async fn remote_agents_write_through_pushes_with_a_base() {
     );
     assert_eq!(latest["agent"], "python-remote-agent");
     assert_eq!(latest["author"], "remote");
+    let status: serde_json::Value = gw
+        .http
+        .get(format!("{}/sync/status/{id}", gw.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["state"]["spec"], "completed",
+        "set_stage_status reached the state"
+    );
+    assert_eq!(status["last_agent"], "python-remote-agent");
 }

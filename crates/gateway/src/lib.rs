@@ -50,6 +50,18 @@ pub fn app_with_jwt(
     auth: AuthMode,
     jwt: Option<JwtVerifier>,
 ) -> Router {
+    app_with(store, limits, auth, jwt, Vec::new())
+}
+
+/// The whole gateway: `public_hosts` are the names it is reached by besides loopback, which
+/// `/mcp` accepts in the `Host` header (its protection against DNS rebinding).
+pub fn app_with(
+    store: Arc<dyn Store>,
+    limits: Limits,
+    auth: AuthMode,
+    jwt: Option<JwtVerifier>,
+    public_hosts: Vec<String>,
+) -> Router {
     let (events, _) = tokio::sync::broadcast::channel(256);
     let auth = if jwt.is_some() {
         AuthMode::Tokens
@@ -64,7 +76,7 @@ pub fn app_with_jwt(
         events,
         metrics: Arc::default(),
     };
-    let mcp = mcp::service(state.store.clone(), Vec::new());
+    let mcp = mcp::service(state.store.clone(), public_hosts);
     routes::router(state.clone())
         .nest_service("/mcp", mcp)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))

@@ -41,6 +41,10 @@ struct Args {
     /// Also accept Supabase Auth JWTs signed with this secret (the project's JWT secret).
     #[arg(long, env = "SUPABASE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// A name the gateway is reached by (e.g. agency.example.com), accepted by /mcp besides
+    /// loopback; repeat for several.
+    #[arg(long = "public-host", value_name = "HOST")]
+    public_hosts: Vec<String>,
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     log_json: bool,
@@ -217,7 +221,13 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
     };
-    let app = idse_gateway::app_with_jwt(Arc::from(store), limits, auth, jwt);
+    let app = idse_gateway::app_with(
+        Arc::from(store),
+        limits,
+        auth,
+        jwt,
+        args.public_hosts.clone(),
+    );
     // Small answers go out at once rather than waiting on Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

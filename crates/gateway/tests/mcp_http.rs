@@ -110,3 +110,33 @@ async fn remote_agents_write_through_pushes_with_a_base() {
     );
     assert_eq!(status["last_agent"], "python-remote-agent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_accepts_only_loopback_and_public_host_names() {
+    let fixture = idse_store::testing::sqlite().await;
+    let app = idse_gateway::app_with(
+        fixture.store.clone(),
+        Limits::default(),
+        AuthMode::Open,
+        None,
+        vec!["agency.example.com".to_owned()],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"}}});
+    let http = reqwest::Client::new();
+    let status = |host: &'static str| {
+        let req = http
+            .post(&url)
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("agency.example.com").await, 200);
+    assert_eq!(status("evil.example.net").await, 403, "DNS rebinding guard");
+    server.abort();
+}

@@ -88,30 +88,10 @@ async fn token_checks(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "a read-only token pulls");
-    let history: serde_json::Value = call(
-        reqwest::Method::GET,
-        &format!("/sync/history/{id}"),
-        Some(&reader),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, history) = gw.get_as(&format!("/sync/history/{id}"), &reader).await;
     assert_eq!(history["revisions"][0]["author"], "ci");
     assert_eq!(history["revisions"][0]["agent"], "codex");
-    let status: serde_json::Value = call(
-        reqwest::Method::GET,
-        &format!("/sync/status/{id}"),
-        Some(&reader),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, status) = gw.get_as(&format!("/sync/status/{id}"), &reader).await;
     assert_eq!(
         (
             status["last_author"].as_str(),
@@ -119,13 +99,7 @@ async fn token_checks(backend: Backend) {
         ),
         (Some("ci"), Some("codex"))
     );
-    let list: serde_json::Value = call(reqwest::Method::GET, "/sync/projects", Some(&reader))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = gw.get_as("/sync/projects", &reader).await;
     assert_eq!(list["projects"][0]["last_author"], "ci");
 
     store.revoke_token("ci", Utc::now()).await.unwrap();

@@ -76,16 +76,9 @@ async fn remote_agents_write_through_pushes_with_a_base() {
         String::from_utf8_lossy(&out.stderr)
     );
     let id = created["project_id"].as_str().unwrap();
-    let history: serde_json::Value = gw
-        .http
-        .get(format!("{}/sync/history/{id}?stage=spec", gw.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) = gw
+        .get_as(&format!("/sync/history/{id}?stage=spec"), &token)
+        .await;
     let latest = &history["revisions"][0];
     assert_eq!(
         history["revisions"].as_array().unwrap().len(),
@@ -94,16 +87,7 @@ async fn remote_agents_write_through_pushes_with_a_base() {
     );
     assert_eq!(latest["agent"], "python-remote-agent");
     assert_eq!(latest["author"], "remote");
-    let status: serde_json::Value = gw
-        .http
-        .get(format!("{}/sync/status/{id}", gw.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, status) = gw.get_as(&format!("/sync/status/{id}"), &token).await;
     assert_eq!(
         status["state"]["spec"], "completed",
         "set_stage_status reached the state"

@@ -85,15 +85,25 @@ impl TestGateway {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap())
+        answer(self.http.get(format!("{}{path}", self.url))).await
     }
+
+    /// A GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        answer(
+            self.http
+                .get(format!("{}{path}", self.url))
+                .bearer_auth(token),
+        )
+        .await
+    }
+}
+
+/// Sends a request; its status and JSON answer.
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
 }
 
 /// Declares each listed async fn(&TestGateway) as a test on SQLite and on Postgres.

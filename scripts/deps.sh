@@ -4,7 +4,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
-for pkg in build-essential pkg-config curl; do
+# webkit2gtk and xvfb: the desktop app and its end-to-end test in a real window;
+# webkit2gtk-driver: WebKitWebDriver for tauri-driver; imagemagick: screenshots.
+for pkg in build-essential pkg-config curl libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver \
+  imagemagick x11-apps; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

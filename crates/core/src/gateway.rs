@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use idse_protocol::{
-    ErrorBody, ProjectsResponse, PullRequest, PullResponse, PushRequest, PushResponse,
+    ErrorBody, HealthResponse, HistoryResponse, ProjectsResponse, PullRequest, PullResponse, PushRequest, PushResponse,
     StageConflict, TextResponse,
 };
 use serde::de::DeserializeOwned;
@@ -166,5 +166,51 @@ impl Gateway {
             .await
             .map_err(|e| self.unreachable(&e))?;
         self.answer::<TextResponse>(res).await.map(|t| t.text)
+    }
+
+    pub async fn health(&self) -> Result<HealthResponse, GatewayError> {
+        let res = self
+            .request(reqwest::Method::GET, "/sync/health")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.answer(res).await
+    }
+
+    /// The project's revisions, newest first.
+    pub async fn history(&self, project_id: &str) -> Result<HistoryResponse, GatewayError> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/sync/history/{project_id}"),
+            )
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.answer(res).await
+    }
+
+    /// Opens `GET /sync/events`; the caller reads the server-sent events off the body.
+    pub async fn events(&self) -> Result<reqwest::Response, GatewayError> {
+        let res = self
+            .http
+            .get(format!("{}/sync/events", self.url))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(Duration::from_secs(60 * 60 * 24 * 365));
+        let res = match &self.token {
+            Some(t) => res.bearer_auth(t),
+            None => res,
+        };
+        let res = res.send().await.map_err(|e| self.unreachable(&e))?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        match self.answer::<serde_json::Value>(res).await {
+            Err(e) => Err(e),
+            Ok(_) => Err(GatewayError::Protocol(
+                "the event stream was refused".into(),
+                self.url.clone(),
+            )),
+        }
     }
 }

@@ -2,9 +2,11 @@
 //! workspace on disk, validation, the three-way merge, and push/pull that never lose an edit.
 
 pub mod atomic;
+pub mod board;
 pub mod config;
 pub mod gateway;
 pub mod merge;
+pub mod shelf;
 pub mod status;
 pub mod sync;
 pub mod templates;
@@ -12,8 +14,10 @@ pub mod validate;
 pub mod workspace;
 
 pub use gateway::{Gateway, GatewayError};
+pub use board::{Badge, ProjectCard, StageCard};
 pub use merge::{merge3, ConflictStyle, MergeHunk, MergeOptions, MergeResult};
 pub use status::{project_status, ProjectStatus, StageRow};
-pub use sync::{PullOutcome, PullReport, PushReport, SyncError, SyncState, SyncStatus, Take};
+pub use shelf::{Shelf, ShelfError};
+pub use sync::{PullOutcome, StagePreview, PullReport, PushReport, SyncError, SyncState, SyncStatus, Take};
 pub use validate::{check_stage, validate, StageReport, StageStatus};
 pub use workspace::{Project, Workspace, WorkspaceError};

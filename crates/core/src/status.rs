@@ -15,6 +15,8 @@ pub struct StageRow {
     pub stage: Stage,
     /// From `session_state.json`, else as the file shows it.
     pub status: String,
+    /// The file alone reads as complete (no markers left, real content).
+    pub written: bool,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
     pub tasks_done: usize,
@@ -58,6 +60,7 @@ pub fn project_status(
             status: project
                 .recorded_status(&state, stage)
                 .unwrap_or_else(|| report.status.as_str().to_owned()),
+            written: report.status == crate::validate::StageStatus::Completed,
             errors: report.errors,
             warnings: report.warnings,
             tasks_done: report.tasks_done,

@@ -133,6 +133,11 @@ impl SyncState {
             .map(String::as_str)
     }
 
+    /// The gateway's revision this session was last pushed or pulled at.
+    pub fn revision(&self, session: &str) -> Option<i64> {
+        self.session(session).map(|s| s.revision)
+    }
+
     pub fn conflict(&self, session: &str, stage: Stage) -> Option<&ConflictRecord> {
         self.session(session)?.conflicts.get(stage.artifact_key())
     }
@@ -497,4 +502,191 @@ pub fn resolve(project: &Project, stage: Stage, take: Take) -> Result<(), SyncEr
     state.clear_conflict(&session, stage);
     state.save()?;
     Ok(())
+}
+
+/// What a push or pull would do to one stage, with line counts, before doing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StagePreview {
+    pub stage: Stage,
+    /// For a push: the gateway would get this stage. For a pull: the file would change.
+    pub changes: bool,
+    pub lines_added: usize,
+    pub lines_removed: usize,
+    /// The push would be refused, or the pull would stop at a conflict.
+    pub conflict: bool,
+    /// The outcome a pull would have; `None` for a push.
+    pub pull: Option<PullOutcome>,
+}
+
+/// Lines added and removed going from `old` to `new`.
+pub fn line_counts(old: &str, new: &str) -> (usize, usize) {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut added = 0;
+    let mut removed = 0;
+    for op in diff.ops() {
+        match op.tag() {
+            similar::DiffTag::Insert => added += op.new_range().len(),
+            similar::DiffTag::Delete => removed += op.old_range().len(),
+            similar::DiffTag::Replace => {
+                added += op.new_range().len();
+                removed += op.old_range().len();
+            }
+            similar::DiffTag::Equal => {}
+        }
+    }
+    (added, removed)
+}
+
+/// What `push` would send, and which stages the gateway would refuse, given the remote texts of
+/// the active session (`None` when the gateway does not know the project yet). Writes nothing.
+pub fn preview_push(
+    project: &Project,
+    remote: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<StagePreview>, SyncError> {
+    let session = project.active_session()?;
+    let state = SyncState::load(project)?;
+    let mut out = Vec::new();
+    for stage in Stage::ALL {
+        let Some(local) = project.read_stage(&session, stage)? else {
+            continue;
+        };
+        let base_hash = state.base_hash(&session, stage);
+        if base_hash == Some(content_hash(&local).as_str()) {
+            continue;
+        }
+        let base = state.base_text(&session, stage)?.unwrap_or_default();
+        let (lines_added, lines_removed) = line_counts(&base, &local);
+        let remote_hash = remote
+            .and_then(|r| r.get(stage.artifact_key()))
+            .map(|t| content_hash(t));
+        // The gateway refuses a stage whose remote text is no longer the base this side holds.
+        let conflict = state.conflict(&session, stage).is_some()
+            || match (&remote_hash, base_hash) {
+                (Some(r), Some(b)) => r != b,
+                (Some(r), None) => *r != content_hash(&local),
+                (None, _) => false,
+            };
+        out.push(StagePreview {
+            stage,
+            changes: true,
+            lines_added,
+            lines_removed,
+            conflict,
+            pull: None,
+        });
+    }
+    Ok(out)
+}
+
+/// What `pull` would do with these remote texts of the active session. Writes nothing.
+pub fn preview_pull(
+    project: &Project,
+    remote: &BTreeMap<String, String>,
+) -> Result<Vec<StagePreview>, SyncError> {
+    let session = project.active_session()?;
+    let state = SyncState::load(project)?;
+    let mut out = Vec::new();
+    for stage in Stage::ALL {
+        let Some(r) = remote.get(stage.artifact_key()) else {
+            continue;
+        };
+        let local = project.read_stage(&session, stage)?;
+        let r_hash = content_hash(r);
+        let l_hash = local.as_deref().map(content_hash);
+        let b_hash = state.base_hash(&session, stage);
+        let outcome = if state.conflict(&session, stage).is_some() {
+            PullOutcome::Conflict
+        } else if l_hash.as_deref() == Some(r_hash.as_str()) {
+            if b_hash == Some(r_hash.as_str()) {
+                PullOutcome::Unchanged
+            } else {
+                PullOutcome::Agreed
+            }
+        } else if b_hash == Some(r_hash.as_str()) {
+            PullOutcome::LocalKept
+        } else if l_hash.is_none() || l_hash.as_deref() == b_hash {
+            PullOutcome::Updated
+        } else {
+            // Without the base text here a merge cannot be tried; call it a conflict, as the
+            // pull itself would only after asking the gateway.
+            match state.base_text(&session, stage)? {
+                Some(base) => {
+                    let merged = merge3(
+                        &base,
+                        local.as_deref().unwrap_or_default(),
+                        r,
+                        &MergeOptions::default(),
+                    );
+                    if merged.is_clean() {
+                        PullOutcome::Merged
+                    } else {
+                        PullOutcome::Conflict
+                    }
+                }
+                None => PullOutcome::Conflict,
+            }
+        };
+        let (lines_added, lines_removed) = match outcome {
+            PullOutcome::Updated | PullOutcome::Merged | PullOutcome::Conflict => {
+                line_counts(local.as_deref().unwrap_or_default(), r)
+            }
+            _ => (0, 0),
+        };
+        out.push(StagePreview {
+            stage,
+            changes: matches!(outcome, PullOutcome::Updated | PullOutcome::Merged),
+            lines_added,
+            lines_removed,
+            conflict: outcome == PullOutcome::Conflict,
+            pull: Some(outcome),
+        });
+    }
+    Ok(out)
+}
+
+/// Brings a project that exists only on the gateway into the workspace at `root`: its latest
+/// session's stages, state and bases, so that the next push or pull starts in sync.
+pub async fn fetch_project(
+    root: &std::path::Path,
+    gateway: &Gateway,
+    project_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Project, SyncError> {
+    let remote = gateway.pull(project_id, None).await?;
+    idse_protocol::validate_project_name(&remote.name).map_err(WorkspaceError::Name)?;
+    idse_protocol::validate_session_id(&remote.session_id).map_err(WorkspaceError::Name)?;
+    let workspace = crate::workspace::Workspace::at(root);
+    if workspace
+        .projects()?
+        .iter()
+        .any(|p| p.name == remote.name)
+    {
+        return Err(WorkspaceError::Exists(remote.name).into());
+    }
+    let dir = workspace.idse_dir().join("projects").join(&remote.name);
+    let project = Project::new(remote.name.clone(), dir, root.to_owned());
+    let session = remote.session_id.clone();
+    for (key, text) in &remote.artifacts {
+        if let Some(stage) = Stage::from_artifact_key(key) {
+            project.write_stage(&session, stage, text)?;
+        }
+    }
+    let mut state = match &remote.state_json {
+        Some(Value::Object(map)) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    state.insert("last_sync".into(), Value::from(now.to_rfc3339()));
+    project.write_state(&state)?;
+    write_file(&project.dir.join("CURRENT_SESSION"), &format!("{session}\n"))?;
+    let mut sync = SyncState::load(&project)?;
+    for (key, text) in &remote.artifacts {
+        if let Some(stage) = Stage::from_artifact_key(key) {
+            sync.set_base(&session, stage, text)?;
+        }
+    }
+    sync.file.project_id = Some(remote.project_id.clone());
+    sync.session_mut(&session).revision = remote.revision;
+    sync.save()?;
+    project.record_remote(&remote.project_id, now)?;
+    Ok(project)
 }

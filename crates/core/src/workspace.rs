@@ -241,6 +241,15 @@ pub struct Project {
 }
 
 impl Project {
+    /// The project folder `dir` of the workspace at `workspace`.
+    pub fn new(name: String, dir: PathBuf, workspace: PathBuf) -> Self {
+        Self {
+            name,
+            dir,
+            workspace,
+        }
+    }
+
     pub fn workspace(&self) -> Workspace {
         Workspace::at(self.workspace.clone())
     }

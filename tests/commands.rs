@@ -1,0 +1,425 @@
+//! Every command of the app through Tauri's IPC (mock runtime, no window), against the real
+//! embedded gateway and real folders.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use idse_core::{Gateway, Workspace};
+use idse_protocol::Stage;
+use idse_desk::{Desk, DeskEvent, EventSink};
+use serde_json::{json, Value};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+
+struct Harness {
+    _app: tauri::App<tauri::test::MockRuntime>,
+    window: WebviewWindow<tauri::test::MockRuntime>,
+    desk: Desk,
+    events: Arc<Mutex<Vec<DeskEvent>>>,
+    tmp: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink: EventSink = Arc::new(move |e| seen.lock().unwrap().push(e));
+    let desk = tauri::async_runtime::block_on(Desk::open(&tmp.path().join("home"), sink)).unwrap();
+    tauri::async_runtime::spawn(idse_desk::live::follow(desk.clone()));
+    let app = idse_desk::with_commands(mock_builder())
+        .manage(desk.clone())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    Harness {
+        _app: app,
+        window,
+        desk,
+        events,
+        tmp,
+    }
+}
+
+impl Harness {
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        let res = get_ipc_response(
+            &self.window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        );
+        res.map(|body| body.deserialize::<Value>().unwrap())
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err(&self, cmd: &str, args: Value) -> Value {
+        match self.call(cmd, args) {
+            Ok(v) => panic!("{cmd} should fail, answered {v}"),
+            Err(e) => e,
+        }
+    }
+
+    /// A repository with projects made the way `idse init` makes them.
+    fn repo(&self, name: &str, projects: &[&str]) -> PathBuf {
+        let root = self.tmp.path().join(name);
+        std::fs::create_dir_all(root.join(".idse/projects")).unwrap();
+        let ws = Workspace::at(&root);
+        for p in projects {
+            ws.init_project(p, None, "lead", Utc::now()).unwrap();
+        }
+        std::fs::canonicalize(root).unwrap()
+    }
+
+    fn gateway(&self) -> Gateway {
+        self.desk.gateway_client()
+    }
+
+    fn wait_for(&self, what: &str, mut found: impl FnMut(&DeskEvent) -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if self.events.lock().unwrap().iter().any(&mut found) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {what} event within 5 s");
+    }
+}
+
+fn dir_of(root: &Path, project: &str) -> PathBuf {
+    root.join(".idse/projects").join(project)
+}
+
+fn card<'a>(board: &'a Value, name: &str) -> &'a Value {
+    board["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no card for {name} in {board}"))
+}
+
+fn stage<'a>(card: &'a Value, stage: &str) -> &'a Value {
+    card["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == stage)
+        .unwrap()
+}
+
+fn spec_path(root: &Path, project: &str) -> PathBuf {
+    let p = Workspace::at(root).project(Some(project)).unwrap();
+    p.stage_path(&p.active_session().unwrap(), Stage::Spec)
+}
+
+const SPEC: &str = "# Specification\n\n## Overview\n\nThe checkout takes a card and a coupon.\n\n## Requirements\n\n- one\n- two\n- three\n";
+
+#[test]
+fn folders_are_added_listed_and_removed_with_reasons_for_refusals() {
+    let h = harness();
+    let repo = h.repo("repo", &["alpha", "beta"]);
+    let empty = h.tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let report = h.ok(
+        "add_folders",
+        json!({"paths": [repo, empty, h.tmp.path().join("nope")]}),
+    );
+    assert_eq!(report["added"][0]["projects"], json!(["alpha", "beta"]));
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed[0]["code"], "no_projects");
+    assert!(failed[0]["message"].as_str().unwrap().contains("empty"));
+    assert_eq!(failed[1]["code"], "missing");
+    assert_eq!(h.err("add_folders", json!({"paths": []}))["code"], "no_paths");
+
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["projects"].as_array().unwrap().len(), 2);
+    let alpha = card(&board, "alpha");
+    assert_eq!(alpha["badge"], "never_pushed");
+    assert_eq!(alpha["stages"].as_array().unwrap().len(), 7);
+    assert_eq!(board["folders"][0]["missing"], false);
+
+    // A folder that vanishes stays listed as missing until removed.
+    let moved = h.tmp.path().join("moved");
+    std::fs::rename(&repo, &moved).unwrap();
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["folders"][0]["missing"], true);
+    assert!(board["projects"].as_array().unwrap().is_empty());
+    assert_eq!(h.ok("remove_folder", json!({"folder": repo})), json!(true));
+    assert_eq!(h.ok("remove_folder", json!({"folder": repo})), json!(false));
+    assert!(h.ok("dashboard", json!({}))["folders"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn push_preview_pull_and_conflict_round_trip_through_the_embedded_gateway() {
+    let h = harness();
+    let repo = h.repo("repo", &["shop"]);
+    let dir = dir_of(&repo, "shop");
+    h.ok("add_folders", json!({"paths": [repo]}));
+    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
+
+    let preview = h.ok("preview", json!({"dir": dir, "direction": "push"}));
+    let spec = preview
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["stage"] == "spec")
+        .unwrap();
+    assert_eq!(spec["lines_added"], SPEC.lines().count());
+    assert_eq!(spec["conflict"], false);
+    let pushed = h.ok("push", json!({"dir": dir}));
+    assert_eq!(pushed["pushed"].as_array().unwrap().len(), 7);
+    assert_eq!(pushed["conflicts"], json!([]));
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(card(&board, "shop")["badge"], "in_sync");
+    assert!(board["gateway"]["embedded"].as_bool().unwrap());
+
+    // A teammate's copy of the same project, fetched through the app into a second repo.
+    let id = pushed["project_id"].as_str().unwrap().to_owned();
+    let other_root = h.tmp.path().join("teammate");
+    std::fs::create_dir_all(&other_root).unwrap();
+    let other = tauri::async_runtime::block_on(idse_core::sync::fetch_project(
+        &other_root,
+        &h.gateway(),
+        &id,
+        Utc::now(),
+    ))
+    .unwrap();
+    let session = other.active_session().unwrap();
+    let theirs = SPEC.replace("- one", "- one, from the teammate");
+    other.write_stage(&session, Stage::Spec, &theirs).unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(
+        &other,
+        &h.gateway(),
+        &Stage::ALL,
+        false,
+        Utc::now(),
+    ))
+    .unwrap();
+
+    let board = h.ok("dashboard", json!({}));
+    let shop = card(&board, "shop");
+    assert_eq!(shop["badge"], "remote_changes");
+    assert_eq!(stage(shop, "spec")["sync"], "remote_changes");
+    let preview = h.ok("preview", json!({"dir": dir, "direction": "pull"}));
+    let moving: Vec<&Value> = preview
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["changes"] == true)
+        .collect();
+    assert_eq!(moving.len(), 1, "{preview}");
+    assert_eq!(moving[0]["stage"], "spec");
+    assert_eq!(moving[0]["pull"], "updated");
+    assert_eq!(moving[0]["lines_added"], 1);
+    assert_eq!(moving[0]["lines_removed"], 1);
+    let pulled = h.ok("pull", json!({"dir": dir}));
+    assert!(pulled["stages"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["spec", "updated"])));
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        theirs
+    );
+    assert_eq!(card(&h.ok("dashboard", json!({})), "shop")["badge"], "in_sync");
+
+    // Both edit the same line: the pull records a conflict and leaves the file alone.
+    let mine = theirs.replace("- two", "- two, mine");
+    std::fs::write(spec_path(&repo, "shop"), &mine).unwrap();
+    let theirs2 = theirs.replace("- two", "- two, theirs");
+    other.write_stage(&session, Stage::Spec, &theirs2).unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::pull(
+        &other,
+        &h.gateway(),
+        &Stage::ALL,
+        Utc::now(),
+    ))
+    .unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(
+        &other,
+        &h.gateway(),
+        &Stage::ALL,
+        false,
+        Utc::now(),
+    ))
+    .unwrap();
+    let preview = h.ok("preview", json!({"dir": dir, "direction": "push"}));
+    assert_eq!(preview[0]["conflict"], true, "{preview}");
+    let refused = h.ok("push", json!({"dir": dir}));
+    assert_eq!(refused["conflicts"], json!(["spec"]));
+    let pulled = h.ok("pull", json!({"dir": dir}));
+    assert!(pulled["stages"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["spec", "conflict"])));
+    assert_eq!(std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(), mine);
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(card(&board, "shop")["badge"], "conflict");
+    assert_eq!(board["attention"][0]["kind"], "conflict");
+    assert_eq!(board["attention"][0]["stages"], json!(["spec"]));
+    let unresolved = h.err("push", json!({"dir": dir}));
+    assert_eq!(unresolved["code"], "unresolved");
+}
+
+#[test]
+fn paths_outside_the_added_folders_are_refused_by_name() {
+    let h = harness();
+    let repo = h.repo("repo", &["inside"]);
+    let outside = h.repo("elsewhere", &["outside"]);
+    h.ok("add_folders", json!({"paths": [repo]}));
+    let target = dir_of(&outside, "outside");
+    for cmd in ["push", "pull"] {
+        let e = h.err(cmd, json!({"dir": target}));
+        assert_eq!(e["code"], "not_granted", "{cmd}: {e}");
+        assert!(e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&target.display().to_string()));
+    }
+    let e = h.err("preview", json!({"dir": target, "direction": "push"}));
+    assert_eq!(e["code"], "not_granted");
+    let e = h.err("preview", json!({"dir": repo.join(".idse/projects/inside/../../../../elsewhere"), "direction": "push"}));
+    assert_eq!(e["code"], "not_granted");
+    let e = h.err("pull", json!({"dir": dir_of(&repo, "inside")}));
+    assert_eq!(e["code"], "never_pushed");
+    let e = h.err("preview", json!({"dir": dir_of(&repo, "inside"), "direction": "sideways"}));
+    assert!(e.as_str().unwrap_or_default().contains("sideways") || e.to_string().contains("sideways"), "{e}");
+}
+
+#[test]
+fn projects_only_on_the_gateway_can_be_pulled_into_a_folder() {
+    let h = harness();
+    let source = h.repo("source", &["remote-only"]);
+    let p = Workspace::at(&source).project(Some("remote-only")).unwrap();
+    std::fs::write(spec_path(&source, "remote-only"), SPEC).unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(&p, &h.gateway(), &Stage::ALL, false, Utc::now()))
+        .unwrap();
+    let board = h.ok("dashboard", json!({}));
+    let listed = &board["remote_only"][0];
+    assert_eq!(listed["name"], "remote-only");
+    let target = h.tmp.path().join("clone");
+    std::fs::create_dir_all(&target).unwrap();
+    let fetched = h.ok(
+        "fetch_project",
+        json!({"projectId": listed["project_id"], "folder": target}),
+    );
+    assert_eq!(fetched["badge"], "in_sync");
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&target, "remote-only")).unwrap(),
+        SPEC
+    );
+    let board = h.ok("dashboard", json!({}));
+    assert!(board["remote_only"].as_array().unwrap().is_empty());
+    assert_eq!(card(&board, "remote-only")["badge"], "in_sync");
+    // Fetching it again into the same place is refused, and nothing is overwritten.
+    let e = h.err(
+        "fetch_project",
+        json!({"projectId": listed["project_id"], "folder": target}),
+    );
+    assert_eq!(e["code"], "exists");
+}
+
+#[test]
+fn settings_switch_gateways_keep_the_token_out_of_projects_and_report_health() {
+    let h = harness();
+    let view = h.ok("settings", json!({}));
+    assert_eq!(view["gateway_url"], Value::Null);
+    let embedded = view["embedded_url"].as_str().unwrap().to_owned();
+    assert!(embedded.starts_with("http://127.0.0.1:"));
+    let health = h.ok("gateway_health", json!({}));
+    assert_eq!(health["state"], "connected");
+    assert_eq!(health["database"], "sqlite");
+
+    let e = h.err("save_settings", json!({"gatewayUrl": "not a url", "token": null}));
+    assert_eq!(e["code"], "invalid_url");
+
+    // A port nothing listens on: saved, and reported unreachable with a sentence.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let view = h.ok("save_settings", json!({"gatewayUrl": dead, "token": "s3cret-token"}));
+    assert_eq!(view["gateway_url"], dead.as_str());
+    assert_eq!(view["has_token"], true);
+    assert_eq!(view["embedded_url"], Value::Null);
+    let health = h.ok("gateway_health", json!({}));
+    assert_eq!(health["state"], "unreachable");
+    assert!(health["message"].as_str().unwrap().contains(&dead));
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["gateway"]["online"], false);
+    let saved = std::fs::read_to_string(h.desk.home().join("settings.json")).unwrap();
+    assert!(saved.contains("s3cret-token"));
+
+    // Back to the embedded gateway, token cleared.
+    let view = h.ok("save_settings", json!({"gatewayUrl": "", "token": ""}));
+    assert_eq!(view["has_token"], false);
+    assert!(view["embedded_url"].as_str().is_some());
+    assert_eq!(h.ok("gateway_health", json!({}))["state"], "connected");
+    assert!(!std::fs::read_to_string(h.desk.home().join("settings.json"))
+        .unwrap()
+        .contains("s3cret"));
+    let painted = h.ok("painted", json!({"projects": 0}));
+    assert!(painted.as_u64().is_some());
+}
+
+#[test]
+fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
+    let h = harness();
+    let repo = h.repo("repo", &["live"]);
+    h.ok("add_folders", json!({"paths": [repo]}));
+    let dir = dir_of(&repo, "live");
+    h.ok("push", json!({"dir": dir}));
+    h.wait_for("link", |e| matches!(e, DeskEvent::Link { online: true }));
+    h.events.lock().unwrap().clear();
+
+    std::fs::write(spec_path(&repo, "live"), SPEC).unwrap();
+    let took = h.wait_for("changed", |e| {
+        matches!(e, DeskEvent::Changed { dirs } if dirs.contains(&dir))
+    });
+    assert!(took < Duration::from_secs(1), "file change took {took:?}");
+    assert_eq!(
+        stage(card(&h.ok("dashboard", json!({})), "live"), "spec")["sync"],
+        "local_changes"
+    );
+
+    let other_root = h.tmp.path().join("teammate");
+    std::fs::create_dir_all(&other_root).unwrap();
+    let id = card(&h.ok("dashboard", json!({})), "live")["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = tauri::async_runtime::block_on(idse_core::sync::fetch_project(
+        &other_root,
+        &h.gateway(),
+        &id,
+        Utc::now(),
+    ))
+    .unwrap();
+    other
+        .write_stage(&other.active_session().unwrap(), Stage::Plan, "# Plan\n\nteammate\n")
+        .unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(&other, &h.gateway(), &Stage::ALL, false, Utc::now()))
+        .unwrap();
+    let took = h.wait_for("remote", |e| {
+        matches!(e, DeskEvent::Remote { push } if push.project_id == id && push.stages == ["plan"])
+    });
+    assert!(took < Duration::from_secs(1), "remote push took {took:?}");
+}

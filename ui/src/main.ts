@@ -134,6 +134,7 @@ function render() {
   notice.className = state.notice ? `notice notice-${state.notice.level}` : "notice hidden";
   notice.textContent = state.notice?.text ?? "";
   if (!board) return;
+  for (const id of ["push-all", "pull-all"]) el(id).classList.toggle("hidden", !board.projects.length);
   const shown = filterProjects(board.projects, board.attention, state.query, state.filter);
   el("count").textContent = shown.length === board.projects.length
     ? `${board.projects.length} project(s)`

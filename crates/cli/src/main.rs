@@ -102,6 +102,11 @@ enum SyncCommand {
     },
     /// Compare each stage with the gateway.
     Status,
+    /// Bring a project that exists only on the gateway into this folder, in sync.
+    Fetch {
+        /// The project's id on the gateway (`idse projects` lists them).
+        project_id: String,
+    },
     /// End a conflict by taking the local file, the remote text, or a file of yours.
     Resolve {
         stage: String,
@@ -261,6 +266,7 @@ async fn run(ctx: &Ctx) -> anyhow::Result<u8> {
             SyncCommand::Push { stages, all, force } => push(ctx, stages, *all, *force).await,
             SyncCommand::Pull { stages, all } => pull(ctx, stages, *all).await,
             SyncCommand::Status => sync_status(ctx).await,
+            SyncCommand::Fetch { project_id } => fetch(ctx, project_id).await,
             SyncCommand::Resolve { stage, take } => resolve(ctx, stage, take),
         },
     }
@@ -427,6 +433,21 @@ async fn push(ctx: &Ctx, names: &[String], all: bool, force: bool) -> anyhow::Re
             .join("\n")
     });
     Ok(u8::from(conflicts))
+}
+
+async fn fetch(ctx: &Ctx, project_id: &str) -> anyhow::Result<u8> {
+    let root = ctx.start_dir();
+    let ws = Workspace::discover(&root).ok();
+    let gateway = ctx.gateway(ws.as_ref())?;
+    let root = ws.map_or(root, |w| w.root().to_owned());
+    let project = sync::fetch_project(&root, &gateway, project_id, Utc::now())
+        .await
+        .with_context(|| format!("while fetching project {project_id}"))?;
+    ctx.print(
+        &json!({"success": true, "project": project.name, "path": project.dir}),
+        || format!("Fetched {} into {}.", project.name, project.dir.display()),
+    );
+    Ok(0)
 }
 
 async fn pull(ctx: &Ctx, names: &[String], all: bool) -> anyhow::Result<u8> {

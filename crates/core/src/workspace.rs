@@ -337,11 +337,18 @@ impl Project {
         {
             return Ok(Some(id.to_owned()));
         }
-        let config = self.workspace().config()?;
-        Ok(config
-            .get("project_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned))
+        // config.json names one project for the whole workspace: it is this project's only when
+        // it says so, or when this is the workspace's only project (as older clients left it).
+        let ws = self.workspace();
+        let config = ws.config()?;
+        let Some(id) = config.get("project_id").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let mine = match config.get("project_name").and_then(Value::as_str) {
+            Some(name) => name == self.name,
+            None => ws.projects()?.len() == 1,
+        };
+        Ok(mine.then(|| id.to_owned()))
     }
 
     /// Records the remote id after a push, where DESIGN.md says both kinds of client look.
@@ -368,6 +375,7 @@ impl Project {
             .is_none_or(|existing| existing == id);
         if free {
             config.insert("project_id".into(), Value::from(id));
+            config.insert("project_name".into(), Value::from(self.name.clone()));
             config.insert("last_sync".into(), Value::from(now.to_rfc3339()));
             write_json(&config_path, &config)?;
         }

@@ -116,3 +116,25 @@ fn init_writes_templates_and_refuses_bad_names() {
     assert!(ws.init_project("../evil", None, "ana", Utc::now()).is_err());
     assert!(!dir.path().join(".idse/evil").exists());
 }
+
+#[test]
+fn the_workspace_config_id_belongs_to_one_project_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = Workspace::at(tmp.path());
+    let a = ws.init_project("a", None, "lead", Utc::now()).unwrap();
+    let config = tmp.path().join(".idse/config.json");
+    // An older client's single-project workspace: config.json's id is that project's.
+    std::fs::write(&config, r#"{"project_id": "id-old", "agency_url": "http://x"}"#).unwrap();
+    assert_eq!(a.remote_id().unwrap().as_deref(), Some("id-old"));
+    // A second project must not inherit it.
+    let b = ws.init_project("b", None, "lead", Utc::now()).unwrap();
+    assert_eq!(b.remote_id().unwrap(), None);
+    assert_eq!(a.remote_id().unwrap(), None, "ambiguous once there are two");
+    // After a push, the claim names its project: only that one reads it.
+    std::fs::write(&config, "{}").unwrap();
+    std::fs::remove_file(a.dir.join("metadata/project.json")).ok();
+    b.record_remote("id-b", Utc::now()).unwrap();
+    std::fs::remove_file(b.dir.join("metadata/project.json")).unwrap();
+    assert_eq!(b.remote_id().unwrap().as_deref(), Some("id-b"));
+    assert_eq!(a.remote_id().unwrap(), None);
+}

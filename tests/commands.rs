@@ -1,5 +1,6 @@
 //! Every command of the app through Tauri's IPC (mock runtime, no window), against the real
 //! embedded gateway and real folders.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -7,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use idse_core::{Gateway, Workspace};
-use idse_protocol::Stage;
 use idse_desk::{Desk, DeskEvent, EventSink};
+use idse_protocol::Stage;
 use serde_json::{json, Value};
 use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
@@ -145,7 +146,10 @@ fn folders_are_added_listed_and_removed_with_reasons_for_refusals() {
     assert_eq!(failed[0]["code"], "no_projects");
     assert!(failed[0]["message"].as_str().unwrap().contains("empty"));
     assert_eq!(failed[1]["code"], "missing");
-    assert_eq!(h.err("add_folders", json!({"paths": []}))["code"], "no_paths");
+    assert_eq!(
+        h.err("add_folders", json!({"paths": []}))["code"],
+        "no_paths"
+    );
 
     let board = h.ok("dashboard", json!({}));
     assert_eq!(board["projects"].as_array().unwrap().len(), 2);
@@ -240,7 +244,10 @@ fn push_preview_pull_and_conflict_round_trip_through_the_embedded_gateway() {
         std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
         theirs
     );
-    assert_eq!(card(&h.ok("dashboard", json!({})), "shop")["badge"], "in_sync");
+    assert_eq!(
+        card(&h.ok("dashboard", json!({})), "shop")["badge"],
+        "in_sync"
+    );
 
     // Both edit the same line: the pull records a conflict and leaves the file alone.
     let mine = theirs.replace("- two", "- two, mine");
@@ -271,7 +278,10 @@ fn push_preview_pull_and_conflict_round_trip_through_the_embedded_gateway() {
         .as_array()
         .unwrap()
         .contains(&json!(["spec", "conflict"])));
-    assert_eq!(std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(), mine);
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        mine
+    );
     let board = h.ok("dashboard", json!({}));
     assert_eq!(card(&board, "shop")["badge"], "conflict");
     assert_eq!(board["attention"][0]["kind"], "conflict");
@@ -301,8 +311,14 @@ fn paths_outside_the_added_folders_are_refused_by_name() {
     assert_eq!(e["code"], "not_granted");
     let e = h.err("pull", json!({"dir": dir_of(&repo, "inside")}));
     assert_eq!(e["code"], "never_pushed");
-    let e = h.err("preview", json!({"dir": dir_of(&repo, "inside"), "direction": "sideways"}));
-    assert!(e.as_str().unwrap_or_default().contains("sideways") || e.to_string().contains("sideways"), "{e}");
+    let e = h.err(
+        "preview",
+        json!({"dir": dir_of(&repo, "inside"), "direction": "sideways"}),
+    );
+    assert!(
+        e.as_str().unwrap_or_default().contains("sideways") || e.to_string().contains("sideways"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -311,8 +327,14 @@ fn projects_only_on_the_gateway_can_be_pulled_into_a_folder() {
     let source = h.repo("source", &["remote-only"]);
     let p = Workspace::at(&source).project(Some("remote-only")).unwrap();
     std::fs::write(spec_path(&source, "remote-only"), SPEC).unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(&p, &h.gateway(), &Stage::ALL, false, Utc::now()))
-        .unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(
+        &p,
+        &h.gateway(),
+        &Stage::ALL,
+        false,
+        Utc::now(),
+    ))
+    .unwrap();
     let board = h.ok("dashboard", json!({}));
     let listed = &board["remote_only"][0];
     assert_eq!(listed["name"], "remote-only");
@@ -349,14 +371,20 @@ fn settings_switch_gateways_keep_the_token_out_of_projects_and_report_health() {
     assert_eq!(health["state"], "connected");
     assert_eq!(health["database"], "sqlite");
 
-    let e = h.err("save_settings", json!({"gatewayUrl": "not a url", "token": null}));
+    let e = h.err(
+        "save_settings",
+        json!({"gatewayUrl": "not a url", "token": null}),
+    );
     assert_eq!(e["code"], "invalid_url");
 
     // A port nothing listens on: saved, and reported unreachable with a sentence.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", free.local_addr().unwrap());
     drop(free);
-    let view = h.ok("save_settings", json!({"gatewayUrl": dead, "token": "s3cret-token"}));
+    let view = h.ok(
+        "save_settings",
+        json!({"gatewayUrl": dead, "token": "s3cret-token"}),
+    );
     assert_eq!(view["gateway_url"], dead.as_str());
     assert_eq!(view["has_token"], true);
     assert_eq!(view["embedded_url"], Value::Null);
@@ -373,9 +401,11 @@ fn settings_switch_gateways_keep_the_token_out_of_projects_and_report_health() {
     assert_eq!(view["has_token"], false);
     assert!(view["embedded_url"].as_str().is_some());
     assert_eq!(h.ok("gateway_health", json!({}))["state"], "connected");
-    assert!(!std::fs::read_to_string(h.desk.home().join("settings.json"))
-        .unwrap()
-        .contains("s3cret"));
+    assert!(
+        !std::fs::read_to_string(h.desk.home().join("settings.json"))
+            .unwrap()
+            .contains("s3cret")
+    );
     let painted = h.ok("painted", json!({"projects": 0}));
     assert!(painted.as_u64().is_some());
 }
@@ -391,9 +421,10 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
     h.events.lock().unwrap().clear();
 
     std::fs::write(spec_path(&repo, "live"), SPEC).unwrap();
-    let took = h.wait_for("changed", |e| {
-        matches!(e, DeskEvent::Changed { dirs } if dirs.contains(&dir))
-    });
+    let took = h.wait_for(
+        "changed",
+        |e| matches!(e, DeskEvent::Changed { dirs } if dirs.contains(&dir)),
+    );
     assert!(took < Duration::from_secs(1), "file change took {took:?}");
     assert_eq!(
         stage(card(&h.ok("dashboard", json!({})), "live"), "spec")["sync"],
@@ -414,10 +445,20 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
     ))
     .unwrap();
     other
-        .write_stage(&other.active_session().unwrap(), Stage::Plan, "# Plan\n\nteammate\n")
+        .write_stage(
+            &other.active_session().unwrap(),
+            Stage::Plan,
+            "# Plan\n\nteammate\n",
+        )
         .unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(&other, &h.gateway(), &Stage::ALL, false, Utc::now()))
-        .unwrap();
+    tauri::async_runtime::block_on(idse_core::sync::push(
+        &other,
+        &h.gateway(),
+        &Stage::ALL,
+        false,
+        Utc::now(),
+    ))
+    .unwrap();
     let took = h.wait_for("remote", |e| {
         matches!(e, DeskEvent::Remote { push } if push.project_id == id && push.stages == ["plan"])
     });

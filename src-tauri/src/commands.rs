@@ -18,9 +18,15 @@ pub async fn dashboard(desk: State<'_, Desk>) -> Result<Dashboard, CommandError>
 
 #[tauri::command]
 #[tracing::instrument(skip_all, err)]
-pub async fn add_folders(desk: State<'_, Desk>, paths: Vec<PathBuf>) -> Result<AddReport, CommandError> {
+pub async fn add_folders(
+    desk: State<'_, Desk>,
+    paths: Vec<PathBuf>,
+) -> Result<AddReport, CommandError> {
     if paths.is_empty() {
-        return Err(CommandError::new("no_paths", "No folder was given; drop or pick a folder."));
+        return Err(CommandError::new(
+            "no_paths",
+            "No folder was given; drop or pick a folder.",
+        ));
     }
     Ok(desk.add_folders(&paths))
 }
@@ -96,7 +102,9 @@ pub async fn painted(desk: State<'_, Desk>, projects: usize) -> Result<u128, Com
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default();
-        println!("painted {projects} projects at {epoch_ms} ({since_open} ms after the desk opened)");
+        println!(
+            "painted {projects} projects at {epoch_ms} ({since_open} ms after the desk opened)"
+        );
     }
     Ok(since_open)
 }

@@ -43,6 +43,9 @@ struct Link {
     embedded: bool,
 }
 
+/// Artifact key → content hash.
+type StageHashes = BTreeMap<String, String>;
+
 struct Inner {
     home: PathBuf,
     shelf: Mutex<Shelf>,
@@ -50,7 +53,7 @@ struct Inner {
     link: RwLock<Link>,
     embedded: tokio::sync::Mutex<Option<Embedded>>,
     /// Project id → (revision, stage hashes of its session there), to pull only what moved.
-    remote_hashes: Mutex<HashMap<String, (i64, BTreeMap<String, String>)>>,
+    remote_hashes: Mutex<HashMap<String, (i64, StageHashes)>>,
     link_version: watch::Sender<u64>,
     sink: EventSink,
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
@@ -65,7 +68,9 @@ pub struct Desk {
 
 impl std::fmt::Debug for Desk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Desk").field("home", &self.inner.home).finish()
+        f.debug_struct("Desk")
+            .field("home", &self.inner.home)
+            .finish()
     }
 }
 
@@ -255,7 +260,10 @@ impl Desk {
             .map(|f| f.path)
             .find(|f| granted.starts_with(f))
             .ok_or_else(|| {
-                CommandError::new("not_granted", format!("{} is outside the added folders.", dir.display()))
+                CommandError::new(
+                    "not_granted",
+                    format!("{} is outside the added folders.", dir.display()),
+                )
             })?;
         drop(shelf);
         let project = projects_in(&granted)?
@@ -264,7 +272,10 @@ impl Desk {
             .ok_or_else(|| {
                 CommandError::new(
                     "no_project",
-                    format!("{} is not an IDSE project folder (…/.idse/projects/NAME).", granted.display()),
+                    format!(
+                        "{} is not an IDSE project folder (…/.idse/projects/NAME).",
+                        granted.display()
+                    ),
                 )
             })?;
         Ok((folder, project))
@@ -316,7 +327,10 @@ impl Desk {
             .remote_hashes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(summary.id.clone(), (summary.revision, pulled.hashes.clone()));
+            .insert(
+                summary.id.clone(),
+                (summary.revision, pulled.hashes.clone()),
+            );
         Some(pulled.hashes)
     }
 
@@ -338,18 +352,22 @@ impl Desk {
             })
             .collect();
         // Owned futures: borrowed ones make the command's future not `Send` for every lifetime.
-        let lookups: Vec<_> = local.iter().zip(&ids).map(|((_, project), id)| {
-            let desk = self.clone();
-            let gateway = link.gateway.clone();
-            let project = project.clone();
-            let summary = id.as_ref().and_then(|id| summaries.get(id)).cloned();
-            async move {
-                match summary {
-                    Some(s) => desk.remote_hashes(&gateway, &project, &s).await,
-                    None => None,
+        let lookups: Vec<_> = local
+            .iter()
+            .zip(&ids)
+            .map(|((_, project), id)| {
+                let desk = self.clone();
+                let gateway = link.gateway.clone();
+                let project = project.clone();
+                let summary = id.as_ref().and_then(|id| summaries.get(id)).cloned();
+                async move {
+                    match summary {
+                        Some(s) => desk.remote_hashes(&gateway, &project, &s).await,
+                        None => None,
+                    }
                 }
-            }
-        }).collect();
+            })
+            .collect();
         let hashes: Vec<Option<BTreeMap<String, String>>> = futures::stream::iter(lookups)
             .buffered(REMOTE_FANOUT)
             .collect()
@@ -415,31 +433,6 @@ impl Desk {
             },
             remote,
         }
-    }
-
-    /// One project's card, after its files changed (the gateway is asked only if it moved).
-    pub async fn card(&self, dir: &Path) -> Result<ProjectCard, CommandError> {
-        let (folder, project) = self.project(dir)?;
-        let link = self.gateway();
-        let id = SyncState::load(&project)
-            .ok()
-            .and_then(|s| idse_core::sync::remote_id(&project, &s).ok().flatten());
-        let hashes = match id {
-            Some(id) => {
-                let session = project.active_session()?;
-                match link.gateway.pull(&id, Some(&session)).await {
-                    Ok(p) => Ok(Some(p.hashes)),
-                    Err(GatewayError::Unreachable { .. }) => Err(()),
-                    Err(_) => Ok(None),
-                }
-            }
-            None => Ok(None),
-        };
-        let remote = match &hashes {
-            Ok(h) => Remote::Online { hashes: h.as_ref() },
-            Err(()) => Remote::Offline,
-        };
-        Ok(project_card(&project, &folder, remote)?)
     }
 
     /// Adds folders (dropped or picked); each one that holds no project gets its own reason.
@@ -538,7 +531,10 @@ impl Desk {
                 Err(_) => std::fs::canonicalize(folder).map_err(|_| {
                     CommandError::new(
                         "missing",
-                        format!("{} does not exist; pick an existing folder.", folder.display()),
+                        format!(
+                            "{} does not exist; pick an existing folder.",
+                            folder.display()
+                        ),
                     )
                 })?,
             }
@@ -547,7 +543,11 @@ impl Desk {
         let project = fetch_project(&root, &link.gateway, project_id, now).await?;
         self.add_folders(std::slice::from_ref(&root));
         let (folder, project) = self.project(&project.dir)?;
-        Ok(project_card(&project, &folder, Remote::Online { hashes: None })?)
+        Ok(project_card(
+            &project,
+            &folder,
+            Remote::Online { hashes: None },
+        )?)
     }
 
     pub fn settings(&self) -> SettingsView {
@@ -599,9 +599,9 @@ impl Desk {
             Some(t) => settings.token = Some(t.trim().to_owned()),
             None => {}
         }
-        settings
-            .save(&self.inner.home)
-            .map_err(|e| CommandError::new("io", format!("The settings could not be saved: {e:#}.")))?;
+        settings.save(&self.inner.home).map_err(|e| {
+            CommandError::new("io", format!("The settings could not be saved: {e:#}."))
+        })?;
         let link = match &url {
             Some(u) => {
                 *self.inner.embedded.lock().await = None;
@@ -613,9 +613,14 @@ impl Desk {
             None => {
                 let mut embedded = self.inner.embedded.lock().await;
                 if embedded.is_none() {
-                    *embedded = Some(crate::embedded::start(&self.inner.home).await.map_err(|e| {
-                        CommandError::new("embedded", format!("The embedded gateway could not start: {e:#}."))
-                    })?);
+                    *embedded = Some(crate::embedded::start(&self.inner.home).await.map_err(
+                        |e| {
+                            CommandError::new(
+                                "embedded",
+                                format!("The embedded gateway could not start: {e:#}."),
+                            )
+                        },
+                    )?);
                 }
                 let url = embedded.as_ref().map(|e| e.url.clone()).unwrap_or_default();
                 Link {
@@ -657,21 +662,31 @@ impl Desk {
         };
         if let Err(e) = link.gateway.projects().await {
             let e = CommandError::from(e);
-            let state = if e.code == "unauthorized" { "unauthorized" } else { "unreachable" };
+            let state = if e.code == "unauthorized" {
+                "unauthorized"
+            } else {
+                "unreachable"
+            };
             return base(state, e.message);
         }
         let mut out = base(
             "connected",
             format!(
                 "Connected to {} (gateway {}, {}).",
-                if link.embedded { "the embedded gateway" } else { url.as_str() },
+                if link.embedded {
+                    "the embedded gateway"
+                } else {
+                    url.as_str()
+                },
                 health.version,
                 health.database
             ),
         );
         if health.status != "healthy" {
             out.state = "unreachable".into();
-            out.message = format!("The gateway at {url} answers but its database does not; try again shortly.");
+            out.message = format!(
+                "The gateway at {url} answers but its database does not; try again shortly."
+            );
         }
         out.version = Some(health.version);
         out.database = Some(health.database);

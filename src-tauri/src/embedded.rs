@@ -26,16 +26,25 @@ impl Drop for Embedded {
 /// Opens (or creates) `home/gateway.sqlite3` and serves it on 127.0.0.1.
 pub async fn start(home: &Path) -> anyhow::Result<Embedded> {
     let database = home.join("gateway.sqlite3");
-    let store = idse_store::open(
-        &database.to_string_lossy(),
-        &idse_store::OpenOptions::default(),
-    )
-    .await
-    .with_context(|| format!("while opening the embedded gateway's database {}", database.display()))?;
+    // One person's desk: two readers are plenty, and each SQLite connection holds its own cache.
+    let options = idse_store::OpenOptions {
+        max_connections: 2,
+        ..idse_store::OpenOptions::default()
+    };
+    let store = idse_store::open(&database.to_string_lossy(), &options)
+        .await
+        .with_context(|| {
+            format!(
+                "while opening the embedded gateway's database {}",
+                database.display()
+            )
+        })?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("while opening a port on 127.0.0.1 for the embedded gateway")?;
-    let addr = listener.local_addr().context("while reading the embedded gateway's port")?;
+    let addr = listener
+        .local_addr()
+        .context("while reading the embedded gateway's port")?;
     let app = idse_gateway::app(Arc::from(store), Limits::default(), AuthMode::Open);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -18,7 +18,9 @@ pub fn project_dir(path: &Path) -> Option<PathBuf> {
     path.ancestors()
         .find(|a| {
             let parent = a.parent();
-            parent.and_then(Path::file_name).is_some_and(|n| n == "projects")
+            parent
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "projects")
                 && parent
                     .and_then(Path::parent)
                     .and_then(Path::file_name)
@@ -82,7 +84,10 @@ mod tests {
     #[test]
     fn maps_paths_to_their_project() {
         let p = Path::new("/r/.idse/projects/demo/sessions/s1/specs/spec.md");
-        assert_eq!(project_dir(p), Some(PathBuf::from("/r/.idse/projects/demo")));
+        assert_eq!(
+            project_dir(p),
+            Some(PathBuf::from("/r/.idse/projects/demo"))
+        );
         assert_eq!(
             project_dir(Path::new("/r/.idse/projects/demo")),
             Some(PathBuf::from("/r/.idse/projects/demo"))

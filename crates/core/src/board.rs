@@ -149,7 +149,9 @@ fn mark_stale(stages: &mut [StageCard]) {
     let mut newest_before: Option<(Stage, DateTime<Utc>)> = None;
     for card in stages.iter_mut() {
         if let (Some((stage, at)), Some(mine)) = (newest_before, card.modified) {
-            if (card.written || card.status != "pending") && at - mine > Duration::seconds(STALE_SLACK_SECS) {
+            if (card.written || card.status != "pending")
+                && at - mine > Duration::seconds(STALE_SLACK_SECS)
+            {
                 card.stale_after = Some(stage);
             }
         }
@@ -304,10 +306,19 @@ mod tests {
         assert_eq!(badge(true, &[InSync, Conflict], true), Badge::Conflict);
         assert_eq!(badge(false, &[NeverPushed], false), Badge::NeverPushed);
         assert_eq!(badge(true, &[LocalChanges], true), Badge::Offline);
-        assert_eq!(badge(true, &[LocalChanges, RemoteChanges], false), Badge::Both);
+        assert_eq!(
+            badge(true, &[LocalChanges, RemoteChanges], false),
+            Badge::Both
+        );
         assert_eq!(badge(true, &[InSync, Both], false), Badge::Both);
-        assert_eq!(badge(true, &[InSync, LocalChanges], false), Badge::LocalChanges);
-        assert_eq!(badge(true, &[RemoteChanges, InSync], false), Badge::RemoteChanges);
+        assert_eq!(
+            badge(true, &[InSync, LocalChanges], false),
+            Badge::LocalChanges
+        );
+        assert_eq!(
+            badge(true, &[RemoteChanges, InSync], false),
+            Badge::RemoteChanges
+        );
         assert_eq!(badge(true, &[InSync, Absent], false), Badge::InSync);
     }
 
@@ -353,7 +364,9 @@ mod tests {
             .find(|a| a.kind == AttentionKind::Stale)
             .unwrap();
         assert_eq!(stale_item.stages, [Stage::Plan, Stage::Tasks]);
-        assert!(stale_item.message.contains("spec changed after plan, tasks"));
+        assert!(stale_item
+            .message
+            .contains("spec changed after plan, tasks"));
     }
 
     #[test]

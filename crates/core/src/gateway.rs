@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use idse_protocol::{
-    ErrorBody, HealthResponse, HistoryResponse, ProjectsResponse, PullRequest, PullResponse, PushRequest, PushResponse,
-    StageConflict, TextResponse,
+    ErrorBody, HealthResponse, HistoryResponse, ProjectsResponse, PullRequest, PullResponse,
+    PushRequest, PushResponse, StageConflict, TextResponse,
 };
 use serde::de::DeserializeOwned;
 
@@ -180,10 +180,7 @@ impl Gateway {
     /// The project's revisions, newest first.
     pub async fn history(&self, project_id: &str) -> Result<HistoryResponse, GatewayError> {
         let res = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/sync/history/{project_id}"),
-            )
+            .request(reqwest::Method::GET, &format!("/sync/history/{project_id}"))
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;

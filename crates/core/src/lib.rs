@@ -13,11 +13,13 @@ pub mod templates;
 pub mod validate;
 pub mod workspace;
 
-pub use gateway::{Gateway, GatewayError};
 pub use board::{Badge, ProjectCard, StageCard};
+pub use gateway::{Gateway, GatewayError};
 pub use merge::{merge3, ConflictStyle, MergeHunk, MergeOptions, MergeResult};
-pub use status::{project_status, ProjectStatus, StageRow};
 pub use shelf::{Shelf, ShelfError};
-pub use sync::{PullOutcome, StagePreview, PullReport, PushReport, SyncError, SyncState, SyncStatus, Take};
+pub use status::{project_status, ProjectStatus, StageRow};
+pub use sync::{
+    PullOutcome, PullReport, PushReport, StagePreview, SyncError, SyncState, SyncStatus, Take,
+};
 pub use validate::{check_stage, validate, StageReport, StageStatus};
 pub use workspace::{Project, Workspace, WorkspaceError};

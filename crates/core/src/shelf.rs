@@ -219,8 +219,14 @@ mod tests {
             names(projects_in(&a.join(".idse/projects/two")).unwrap()),
             ["two"]
         );
-        assert_eq!(names(projects_in(&a.join(".idse")).unwrap()), ["one", "two"]);
-        assert_eq!(names(projects_in(tmp.path()).unwrap()), ["one", "two", "three"]);
+        assert_eq!(
+            names(projects_in(&a.join(".idse")).unwrap()),
+            ["one", "two"]
+        );
+        assert_eq!(
+            names(projects_in(tmp.path()).unwrap()),
+            ["one", "two", "three"]
+        );
         let empty = tmp.path().join("empty");
         std::fs::create_dir_all(&empty).unwrap();
         assert!(projects_in(&empty).unwrap().is_empty());
@@ -270,7 +276,9 @@ mod tests {
         let a = tmp.path().join("a");
         repo(&a, &["one"]);
         shelf.add(&a).unwrap();
-        let inside = shelf.grant(&a.join(".idse/projects/one/new/file.md")).unwrap();
+        let inside = shelf
+            .grant(&a.join(".idse/projects/one/new/file.md"))
+            .unwrap();
         assert!(inside.ends_with("new/file.md"));
         let err = shelf.grant(&empty).unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");

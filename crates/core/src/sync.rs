@@ -656,11 +656,7 @@ pub async fn fetch_project(
     idse_protocol::validate_project_name(&remote.name).map_err(WorkspaceError::Name)?;
     idse_protocol::validate_session_id(&remote.session_id).map_err(WorkspaceError::Name)?;
     let workspace = crate::workspace::Workspace::at(root);
-    if workspace
-        .projects()?
-        .iter()
-        .any(|p| p.name == remote.name)
-    {
+    if workspace.projects()?.iter().any(|p| p.name == remote.name) {
         return Err(WorkspaceError::Exists(remote.name).into());
     }
     let dir = workspace.idse_dir().join("projects").join(&remote.name);
@@ -677,7 +673,10 @@ pub async fn fetch_project(
     };
     state.insert("last_sync".into(), Value::from(now.to_rfc3339()));
     project.write_state(&state)?;
-    write_file(&project.dir.join("CURRENT_SESSION"), &format!("{session}\n"))?;
+    write_file(
+        &project.dir.join("CURRENT_SESSION"),
+        &format!("{session}\n"),
+    )?;
     let mut sync = SyncState::load(&project)?;
     for (key, text) in &remote.artifacts {
         if let Some(stage) = Stage::from_artifact_key(key) {

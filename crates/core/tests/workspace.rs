@@ -124,7 +124,11 @@ fn the_workspace_config_id_belongs_to_one_project_only() {
     let a = ws.init_project("a", None, "lead", Utc::now()).unwrap();
     let config = tmp.path().join(".idse/config.json");
     // An older client's single-project workspace: config.json's id is that project's.
-    std::fs::write(&config, r#"{"project_id": "id-old", "agency_url": "http://x"}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"project_id": "id-old", "agency_url": "http://x"}"#,
+    )
+    .unwrap();
     assert_eq!(a.remote_id().unwrap().as_deref(), Some("id-old"));
     // A second project must not inherit it.
     let b = ws.init_project("b", None, "lead", Utc::now()).unwrap();

@@ -20,10 +20,21 @@ APP, IDSE = (str(Path(a).resolve()) for a in sys.argv[1:3])
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -75,14 +86,18 @@ def main() -> None:
         start_ms = painted_ms - t0 * 1000
         time.sleep(5)
         main_kib = rss_kib(proc.pid)
+        anon_kib = rss_kib(proc.pid, "RssAnon")
         tree_kib = sum(rss_kib(p) for p in tree(proc.pid))
+        pss_tree_kib = sum(pss_kib(p) for p in tree(proc.pid))
         proc.terminate()
         proc.wait(timeout=10)
         starts.append(start_ms)
         mains.append(main_kib / 1024)
         trees.append(tree_kib / 1024)
         print(f"run {run + 1}: {line.split(' at ')[0]}; start to first paint {start_ms:.0f} ms; "
-              f"idle RSS {main_kib / 1024:.0f} MiB (app) / {tree_kib / 1024:.0f} MiB (with WebKit processes)")
+              f"idle RSS {main_kib / 1024:.0f} MiB (app; {anon_kib / 1024:.0f} MiB of it anonymous, the rest "
+              f"mapped libraries) / {tree_kib / 1024:.0f} MiB (with WebKit processes); "
+              f"PSS {pss_tree_kib / 1024:.0f} MiB for the whole tree")
     print(f"median of {RUNS}: start {statistics.median(starts):.0f} ms (max {max(starts):.0f}); "
           f"idle RSS {statistics.median(mains):.0f} MiB app, {statistics.median(trees):.0f} MiB with WebKit")
 

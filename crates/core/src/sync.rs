@@ -403,6 +403,49 @@ async fn base_text(
     }
 }
 
+/// What a pull does with one stage, decided from hashes alone; `pull` then writes and
+/// `preview_pull` only reports, so the two cannot disagree.
+enum PullStep {
+    /// A conflict is already recorded.
+    Conflicted,
+    Unchanged,
+    /// Both sides hold the remote text; only the base moves.
+    Agreed,
+    /// Only the local file moved.
+    LocalKept,
+    /// Only the remote moved: its text replaces the file.
+    TakeRemote,
+    /// Both moved apart: a three-way merge decides.
+    Merge,
+}
+
+fn pull_step(
+    state: &SyncState,
+    session: &str,
+    stage: Stage,
+    local: Option<&str>,
+    remote: &str,
+) -> PullStep {
+    let r_hash = content_hash(remote);
+    let l_hash = local.map(content_hash);
+    let b_hash = state.base_hash(session, stage);
+    if state.conflict(session, stage).is_some() {
+        PullStep::Conflicted
+    } else if l_hash.as_deref() == Some(r_hash.as_str()) {
+        if b_hash == Some(r_hash.as_str()) {
+            PullStep::Unchanged
+        } else {
+            PullStep::Agreed
+        }
+    } else if b_hash == Some(r_hash.as_str()) {
+        PullStep::LocalKept
+    } else if l_hash.is_none() || l_hash.as_deref() == b_hash {
+        PullStep::TakeRemote
+    } else {
+        PullStep::Merge
+    }
+}
+
 /// Brings the selected stages up to the gateway's copy of the active session.
 pub async fn pull(
     project: &Project,
@@ -425,41 +468,42 @@ pub async fn pull(
             continue;
         };
         let local = project.read_stage(&session, stage)?;
-        let r_hash = content_hash(r);
-        let l_hash = local.as_deref().map(content_hash);
-        let b_hash = state.base_hash(&session, stage).map(str::to_owned);
-        let outcome = if let Some(c) = state.conflict(&session, stage) {
-            if c.remote_hash != r_hash {
-                // The remote moved again: the recorded conflict follows it.
-                state.record_conflict(&session, stage, r, now)?;
+        let outcome = match pull_step(&state, &session, stage, local.as_deref(), r) {
+            PullStep::Conflicted => {
+                if state
+                    .conflict(&session, stage)
+                    .is_some_and(|c| c.remote_hash != content_hash(r))
+                {
+                    // The remote moved again: the recorded conflict follows it.
+                    state.record_conflict(&session, stage, r, now)?;
+                }
+                PullOutcome::Conflict
             }
-            PullOutcome::Conflict
-        } else if l_hash.as_deref() == Some(r_hash.as_str()) {
-            if b_hash.as_deref() == Some(r_hash.as_str()) {
-                PullOutcome::Unchanged
-            } else {
+            PullStep::Unchanged => PullOutcome::Unchanged,
+            PullStep::Agreed => {
                 state.set_base(&session, stage, r)?;
                 PullOutcome::Agreed
             }
-        } else if b_hash.as_deref() == Some(r_hash.as_str()) {
-            PullOutcome::LocalKept
-        } else if l_hash.is_none() || l_hash == b_hash {
-            project.write_stage(&session, stage, r)?;
-            state.set_base(&session, stage, r)?;
-            PullOutcome::Updated
-        } else {
-            let local = local.unwrap_or_default();
-            let base = base_text(&state, gateway, &id, &session, stage)
-                .await?
-                .unwrap_or_default();
-            let merged = merge3(&base, &local, r, &MergeOptions::default());
-            if merged.is_clean() {
-                project.write_stage(&session, stage, &merged.text)?;
+            PullStep::LocalKept => PullOutcome::LocalKept,
+            PullStep::TakeRemote => {
+                project.write_stage(&session, stage, r)?;
                 state.set_base(&session, stage, r)?;
-                PullOutcome::Merged
-            } else {
-                state.record_conflict(&session, stage, r, now)?;
-                PullOutcome::Conflict
+                PullOutcome::Updated
+            }
+            PullStep::Merge => {
+                let local = local.unwrap_or_default();
+                let base = base_text(&state, gateway, &id, &session, stage)
+                    .await?
+                    .unwrap_or_default();
+                let merged = merge3(&base, &local, r, &MergeOptions::default());
+                if merged.is_clean() {
+                    project.write_stage(&session, stage, &merged.text)?;
+                    state.set_base(&session, stage, r)?;
+                    PullOutcome::Merged
+                } else {
+                    state.record_conflict(&session, stage, r, now)?;
+                    PullOutcome::Conflict
+                }
             }
         };
         report.stages.push((stage, outcome));
@@ -591,25 +635,15 @@ pub fn preview_pull(
             continue;
         };
         let local = project.read_stage(&session, stage)?;
-        let r_hash = content_hash(r);
-        let l_hash = local.as_deref().map(content_hash);
-        let b_hash = state.base_hash(&session, stage);
-        let outcome = if state.conflict(&session, stage).is_some() {
-            PullOutcome::Conflict
-        } else if l_hash.as_deref() == Some(r_hash.as_str()) {
-            if b_hash == Some(r_hash.as_str()) {
-                PullOutcome::Unchanged
-            } else {
-                PullOutcome::Agreed
-            }
-        } else if b_hash == Some(r_hash.as_str()) {
-            PullOutcome::LocalKept
-        } else if l_hash.is_none() || l_hash.as_deref() == b_hash {
-            PullOutcome::Updated
-        } else {
+        let outcome = match pull_step(&state, &session, stage, local.as_deref(), r) {
+            PullStep::Conflicted => PullOutcome::Conflict,
+            PullStep::Unchanged => PullOutcome::Unchanged,
+            PullStep::Agreed => PullOutcome::Agreed,
+            PullStep::LocalKept => PullOutcome::LocalKept,
+            PullStep::TakeRemote => PullOutcome::Updated,
             // Without the base text here a merge cannot be tried; call it a conflict, as the
             // pull itself would only after asking the gateway.
-            match state.base_text(&session, stage)? {
+            PullStep::Merge => match state.base_text(&session, stage)? {
                 Some(base) => {
                     let merged = merge3(
                         &base,
@@ -624,7 +658,7 @@ pub fn preview_pull(
                     }
                 }
                 None => PullOutcome::Conflict,
-            }
+            },
         };
         let (lines_added, lines_removed) = match outcome {
             PullOutcome::Updated | PullOutcome::Merged | PullOutcome::Conflict => {

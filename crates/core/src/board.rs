@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use idse_protocol::Stage;
 use serde::Serialize;
 
-use crate::status::project_status;
-use crate::sync::{SyncState, SyncStatus};
+use crate::status::{project_status, StageRow};
+use crate::sync::SyncStatus;
 use crate::workspace::{Project, WorkspaceError};
 
 /// A project's sync state at a glance.
@@ -40,17 +40,10 @@ pub enum Remote<'a> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageCard {
-    pub stage: Stage,
+    /// Status, validation, task boxes and sync, as `idse status` reports them.
+    #[serde(flatten)]
+    pub row: StageRow,
     pub exists: bool,
-    /// pending, in_progress or completed.
-    pub status: String,
-    /// The file alone reads as complete (no markers left, real content).
-    pub written: bool,
-    pub errors: Vec<String>,
-    pub warnings: Vec<String>,
-    pub tasks_done: usize,
-    pub tasks_total: usize,
-    pub sync: SyncStatus,
     /// The file differs from the text last synced.
     pub changed: bool,
     /// An earlier stage was edited after this one was written.
@@ -91,7 +84,6 @@ pub fn project_card(
         Remote::Offline => None,
     };
     let status = project_status(project, hashes)?;
-    let sync = SyncState::load(project)?;
     let mut stages = Vec::with_capacity(status.stages.len());
     for row in status.stages {
         let path = project.stage_path(&status.session, row.stage);
@@ -104,15 +96,8 @@ pub fn project_card(
             SyncStatus::LocalChanges | SyncStatus::Both | SyncStatus::NeverPushed
         );
         stages.push(StageCard {
-            stage: row.stage,
+            row,
             exists: modified.is_some(),
-            status: row.status,
-            written: row.written,
-            errors: row.errors,
-            warnings: row.warnings,
-            tasks_done: row.tasks_done,
-            tasks_total: row.tasks_total,
-            sync: row.sync,
             changed,
             stale_after: None,
             modified,
@@ -122,14 +107,14 @@ pub fn project_card(
     mark_stale(&mut stages);
     let badge = badge(
         status.project_id.is_some(),
-        &stages.iter().map(|s| s.sync).collect::<Vec<_>>(),
+        &stages.iter().map(|s| s.row.sync).collect::<Vec<_>>(),
         matches!(remote, Remote::Offline),
     );
     Ok(ProjectCard {
         dir: project.dir.clone(),
         folder: folder.to_owned(),
         name: status.project,
-        revision: sync.revision(&status.session),
+        revision: status.revision,
         session: status.session,
         project_id: status.project_id,
         badge,
@@ -149,7 +134,7 @@ fn mark_stale(stages: &mut [StageCard]) {
     let mut newest_before: Option<(Stage, DateTime<Utc>)> = None;
     for card in stages.iter_mut() {
         if let (Some((stage, at)), Some(mine)) = (newest_before, card.modified) {
-            if (card.written || card.status != "pending")
+            if (card.row.written || card.row.status != "pending")
                 && at - mine > Duration::seconds(STALE_SLACK_SECS)
             {
                 card.stale_after = Some(stage);
@@ -157,7 +142,7 @@ fn mark_stale(stages: &mut [StageCard]) {
         }
         if let Some(mine) = card.modified {
             if newest_before.is_none_or(|(_, at)| mine > at) {
-                newest_before = Some((card.stage, mine));
+                newest_before = Some((card.row.stage, mine));
             }
         }
     }
@@ -233,8 +218,8 @@ pub fn attention(cards: &[ProjectCard], now: DateTime<Utc>) -> Vec<Attention> {
         let conflicts: Vec<Stage> = card
             .stages
             .iter()
-            .filter(|s| s.sync == SyncStatus::Conflict)
-            .map(|s| s.stage)
+            .filter(|s| s.row.sync == SyncStatus::Conflict)
+            .map(|s| s.row.stage)
             .collect();
         if !conflicts.is_empty() {
             let msg = format!(
@@ -247,8 +232,8 @@ pub fn attention(cards: &[ProjectCard], now: DateTime<Utc>) -> Vec<Attention> {
         let invalid: Vec<Stage> = card
             .stages
             .iter()
-            .filter(|s| !s.errors.is_empty())
-            .map(|s| s.stage)
+            .filter(|s| !s.row.errors.is_empty())
+            .map(|s| s.row.stage)
             .collect();
         if !invalid.is_empty() {
             let msg = format!("{} fails validation in {}.", card.name, names(&invalid));
@@ -260,7 +245,7 @@ pub fn attention(cards: &[ProjectCard], now: DateTime<Utc>) -> Vec<Attention> {
             .filter(|s| s.stale_after.is_some())
             .collect();
         if let Some(first) = stale.first() {
-            let stages: Vec<Stage> = stale.iter().map(|s| s.stage).collect();
+            let stages: Vec<Stage> = stale.iter().map(|s| s.row.stage).collect();
             let msg = format!(
                 "{}: {} changed after {} was written; check {} still follows.",
                 card.name,
@@ -348,7 +333,7 @@ mod tests {
             .stages
             .iter()
             .filter(|s| s.stale_after.is_some())
-            .map(|s| (s.stage, s.stale_after))
+            .map(|s| (s.row.stage, s.stale_after))
             .collect();
         // Plan and tasks hold work; implementation and feedback are untouched templates.
         assert_eq!(
@@ -376,8 +361,8 @@ mod tests {
         let mut card = project_card(&p, tmp.path(), Remote::Online { hashes: None }).unwrap();
         assert_eq!(card.badge, Badge::NeverPushed);
         card.last_sync = Some(Utc::now() - Duration::days(8));
-        card.stages[2].sync = SyncStatus::Conflict;
-        card.stages[3].errors.push("missing heading".into());
+        card.stages[2].row.sync = SyncStatus::Conflict;
+        card.stages[3].row.errors.push("missing heading".into());
         let items = attention(&[card], Utc::now());
         let kinds: Vec<AttentionKind> = items.iter().map(|a| a.kind).collect();
         assert_eq!(

@@ -31,6 +31,8 @@ pub struct ProjectStatus {
     pub project_id: Option<String>,
     pub last_agent: Option<String>,
     pub last_sync: Option<String>,
+    /// The gateway's revision this session was last pushed or pulled at.
+    pub revision: Option<i64>,
     pub stages: Vec<StageRow>,
 }
 
@@ -74,6 +76,7 @@ pub fn project_status(
         project_id: remote_id(project, &sync)?,
         last_agent: text("last_agent"),
         last_sync: text("last_sync"),
+        revision: sync.revision(&session),
         session,
         stages,
     })

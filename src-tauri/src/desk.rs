@@ -43,6 +43,33 @@ struct Link {
     embedded: bool,
 }
 
+/// A poisoned lock only means another command panicked mid-way; the data is still the best
+/// there is, so keep serving it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What `.sync/` says about a project that was pushed: enough to ask the gateway what moved.
+#[derive(Debug, Clone)]
+struct Synced {
+    id: String,
+    session: String,
+    revision: Option<i64>,
+}
+
+impl Synced {
+    fn read(project: &Project) -> Option<Self> {
+        let state = SyncState::load(project).ok()?;
+        let id = idse_core::sync::remote_id(project, &state).ok().flatten()?;
+        let session = project.active_session().ok()?;
+        Some(Self {
+            revision: state.revision(&session),
+            id,
+            session,
+        })
+    }
+}
+
 /// Artifact key → content hash.
 type StageHashes = BTreeMap<String, String>;
 
@@ -238,7 +265,7 @@ impl Desk {
     }
 
     fn shelf(&self) -> std::sync::MutexGuard<'_, Shelf> {
-        self.inner.shelf.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.shelf)
     }
 
     /// Bumps whenever the gateway link changes, so the live subscription reconnects.
@@ -303,34 +330,25 @@ impl Desk {
     async fn remote_hashes(
         &self,
         gateway: &Gateway,
-        project: &Project,
+        synced: &Synced,
         summary: &ProjectSummary,
     ) -> Option<BTreeMap<String, String>> {
-        let session = project.active_session().ok()?;
-        let local_revision = SyncState::load(project).ok()?.revision(&session);
-        if local_revision == Some(summary.revision) {
+        if synced.revision == Some(summary.revision) {
             return None;
         }
-        if let Some((rev, hashes)) = self
-            .inner
-            .remote_hashes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&summary.id)
-        {
+        if let Some((rev, hashes)) = lock(&self.inner.remote_hashes).get(&summary.id) {
             if *rev == summary.revision {
                 return Some(hashes.clone());
             }
         }
-        let pulled = gateway.pull(&summary.id, Some(&session)).await.ok()?;
-        self.inner
-            .remote_hashes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                summary.id.clone(),
-                (summary.revision, pulled.hashes.clone()),
-            );
+        let pulled = gateway
+            .pull(&summary.id, Some(&synced.session))
+            .await
+            .ok()?;
+        lock(&self.inner.remote_hashes).insert(
+            summary.id.clone(),
+            (summary.revision, pulled.hashes.clone()),
+        );
         Some(pulled.hashes)
     }
 
@@ -343,26 +361,19 @@ impl Desk {
         let summaries: HashMap<String, ProjectSummary> = listed
             .map(|l| l.projects.into_iter().map(|p| (p.id.clone(), p)).collect())
             .unwrap_or_default();
-        let ids: Vec<Option<String>> = local
-            .iter()
-            .map(|(_, p)| {
-                SyncState::load(p)
-                    .ok()
-                    .and_then(|s| idse_core::sync::remote_id(p, &s).ok().flatten())
-            })
-            .collect();
+        let synced: Vec<Option<Synced>> = local.iter().map(|(_, p)| Synced::read(p)).collect();
         // Owned futures: borrowed ones make the command's future not `Send` for every lifetime.
-        let lookups: Vec<_> = local
+        let lookups: Vec<_> = synced
             .iter()
-            .zip(&ids)
-            .map(|((_, project), id)| {
+            .map(|synced| {
                 let desk = self.clone();
                 let gateway = link.gateway.clone();
-                let project = project.clone();
-                let summary = id.as_ref().and_then(|id| summaries.get(id)).cloned();
+                let known = synced
+                    .as_ref()
+                    .and_then(|k| Some((k.clone(), summaries.get(&k.id)?.clone())));
                 async move {
-                    match summary {
-                        Some(s) => desk.remote_hashes(&gateway, &project, &s).await,
+                    match known {
+                        Some((k, s)) => desk.remote_hashes(&gateway, &k, &s).await,
                         None => None,
                     }
                 }
@@ -391,7 +402,7 @@ impl Desk {
             }
         }
         let known: std::collections::HashSet<&str> =
-            ids.iter().flatten().map(String::as_str).collect();
+            synced.iter().flatten().map(|k| k.id.as_str()).collect();
         let mut remote_only: Vec<RemoteOnly> = summaries
             .values()
             .filter(|s| !known.contains(s.id.as_str()))
@@ -551,12 +562,7 @@ impl Desk {
     }
 
     pub fn settings(&self) -> SettingsView {
-        let settings = self
-            .inner
-            .settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let settings = lock(&self.inner.settings).clone();
         let link = self.gateway();
         SettingsView {
             gateway_url: settings.gateway_url,
@@ -587,12 +593,7 @@ impl Desk {
                 ));
             }
         }
-        let mut settings = self
-            .inner
-            .settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut settings = lock(&self.inner.settings).clone();
         settings.gateway_url = url.clone();
         match token {
             Some(t) if t.trim().is_empty() => settings.token = None,
@@ -629,17 +630,9 @@ impl Desk {
                 }
             }
         };
-        *self
-            .inner
-            .settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = settings;
+        *lock(&self.inner.settings) = settings;
         *self.inner.link.write().unwrap_or_else(|p| p.into_inner()) = link;
-        self.inner
-            .remote_hashes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.inner.remote_hashes).clear();
         self.inner.link_version.send_modify(|v| *v += 1);
         Ok(self.settings())
     }
@@ -706,7 +699,7 @@ impl Desk {
         let watcher = crate::watch::watch(&roots, self.inner.sink.clone());
         match watcher {
             Ok(w) => {
-                *self.inner.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+                *lock(&self.inner.watcher) = Some(w);
             }
             Err(e) => tracing::warn!(error = %e, "file watching is off; cards refresh on demand"),
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use idse_core::{Gateway, Workspace};
+use idse_core::{Gateway, Project, Workspace};
 use idse_desk::{Desk, DeskEvent, EventSink};
 use idse_protocol::Stage;
 use serde_json::{json, Value};
@@ -88,6 +88,38 @@ impl Harness {
 
     fn gateway(&self) -> Gateway {
         self.desk.gateway_client()
+    }
+
+    /// A teammate's side, outside the app: the core's sync against the same gateway.
+    fn fetch_into(&self, root: &Path, id: &str) -> Project {
+        tauri::async_runtime::block_on(idse_core::sync::fetch_project(
+            root,
+            &self.gateway(),
+            id,
+            Utc::now(),
+        ))
+        .unwrap()
+    }
+
+    fn push_outside(&self, project: &Project) {
+        tauri::async_runtime::block_on(idse_core::sync::push(
+            project,
+            &self.gateway(),
+            &Stage::ALL,
+            false,
+            Utc::now(),
+        ))
+        .unwrap();
+    }
+
+    fn pull_outside(&self, project: &Project) {
+        tauri::async_runtime::block_on(idse_core::sync::pull(
+            project,
+            &self.gateway(),
+            &Stage::ALL,
+            Utc::now(),
+        ))
+        .unwrap();
     }
 
     fn wait_for(&self, what: &str, mut found: impl FnMut(&DeskEvent) -> bool) -> Duration {
@@ -200,24 +232,11 @@ fn push_preview_pull_and_conflict_round_trip_through_the_embedded_gateway() {
     let id = pushed["project_id"].as_str().unwrap().to_owned();
     let other_root = h.tmp.path().join("teammate");
     std::fs::create_dir_all(&other_root).unwrap();
-    let other = tauri::async_runtime::block_on(idse_core::sync::fetch_project(
-        &other_root,
-        &h.gateway(),
-        &id,
-        Utc::now(),
-    ))
-    .unwrap();
+    let other = h.fetch_into(&other_root, &id);
     let session = other.active_session().unwrap();
     let theirs = SPEC.replace("- one", "- one, from the teammate");
     other.write_stage(&session, Stage::Spec, &theirs).unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(
-        &other,
-        &h.gateway(),
-        &Stage::ALL,
-        false,
-        Utc::now(),
-    ))
-    .unwrap();
+    h.push_outside(&other);
 
     let board = h.ok("dashboard", json!({}));
     let shop = card(&board, "shop");
@@ -254,21 +273,8 @@ fn push_preview_pull_and_conflict_round_trip_through_the_embedded_gateway() {
     std::fs::write(spec_path(&repo, "shop"), &mine).unwrap();
     let theirs2 = theirs.replace("- two", "- two, theirs");
     other.write_stage(&session, Stage::Spec, &theirs2).unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::pull(
-        &other,
-        &h.gateway(),
-        &Stage::ALL,
-        Utc::now(),
-    ))
-    .unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(
-        &other,
-        &h.gateway(),
-        &Stage::ALL,
-        false,
-        Utc::now(),
-    ))
-    .unwrap();
+    h.pull_outside(&other);
+    h.push_outside(&other);
     let preview = h.ok("preview", json!({"dir": dir, "direction": "push"}));
     assert_eq!(preview[0]["conflict"], true, "{preview}");
     let refused = h.ok("push", json!({"dir": dir}));
@@ -327,14 +333,7 @@ fn projects_only_on_the_gateway_can_be_pulled_into_a_folder() {
     let source = h.repo("source", &["remote-only"]);
     let p = Workspace::at(&source).project(Some("remote-only")).unwrap();
     std::fs::write(spec_path(&source, "remote-only"), SPEC).unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(
-        &p,
-        &h.gateway(),
-        &Stage::ALL,
-        false,
-        Utc::now(),
-    ))
-    .unwrap();
+    h.push_outside(&p);
     let board = h.ok("dashboard", json!({}));
     let listed = &board["remote_only"][0];
     assert_eq!(listed["name"], "remote-only");
@@ -437,13 +436,7 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
         .as_str()
         .unwrap()
         .to_owned();
-    let other = tauri::async_runtime::block_on(idse_core::sync::fetch_project(
-        &other_root,
-        &h.gateway(),
-        &id,
-        Utc::now(),
-    ))
-    .unwrap();
+    let other = h.fetch_into(&other_root, &id);
     other
         .write_stage(
             &other.active_session().unwrap(),
@@ -451,14 +444,7 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
             "# Plan\n\nteammate\n",
         )
         .unwrap();
-    tauri::async_runtime::block_on(idse_core::sync::push(
-        &other,
-        &h.gateway(),
-        &Stage::ALL,
-        false,
-        Utc::now(),
-    ))
-    .unwrap();
+    h.push_outside(&other);
     let took = h.wait_for("remote", |e| {
         matches!(e, DeskEvent::Remote { push } if push.project_id == id && push.stages == ["plan"])
     });

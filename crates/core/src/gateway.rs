@@ -190,15 +190,13 @@ impl Gateway {
     /// Opens `GET /sync/events`; the caller reads the server-sent events off the body.
     pub async fn events(&self) -> Result<reqwest::Response, GatewayError> {
         let res = self
-            .http
-            .get(format!("{}/sync/events", self.url))
+            .request(reqwest::Method::GET, "/sync/events")
             .header(reqwest::header::ACCEPT, "text/event-stream")
-            .timeout(Duration::from_secs(60 * 60 * 24 * 365));
-        let res = match &self.token {
-            Some(t) => res.bearer_auth(t),
-            None => res,
-        };
-        let res = res.send().await.map_err(|e| self.unreachable(&e))?;
+            // The stream stays open; the client's whole-request timeout must not cut it.
+            .timeout(Duration::from_secs(60 * 60 * 24 * 365))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
         if res.status().is_success() {
             return Ok(res);
         }

@@ -450,3 +450,217 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
     });
     assert!(took < Duration::from_secs(1), "remote push took {took:?}");
 }
+
+fn stage_text(project: &Project, stage: Stage) -> String {
+    project
+        .read_stage(&project.active_session().unwrap(), stage)
+        .unwrap()
+        .unwrap()
+}
+
+fn remote_spec(h: &Harness, id: &str) -> String {
+    let pulled = tauri::async_runtime::block_on(h.gateway().pull(id, None)).unwrap();
+    pulled.artifacts["spec_md"].clone()
+}
+
+#[test]
+fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
+    let h = harness();
+    let repo = h.repo("repo", &["shop"]);
+    let dir = dir_of(&repo, "shop");
+    h.ok("add_folders", json!({"paths": [repo]}));
+    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
+    let id = h.ok("push", json!({"dir": dir}))["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let edited = SPEC.replace("- one", "- uno");
+    std::fs::write(spec_path(&repo, "shop"), &edited).unwrap();
+
+    let doc = h.ok("stage_document", json!({"dir": dir, "stage": "spec"}));
+    assert_eq!(doc["sync"], "local_changes");
+    assert!(doc["html"]
+        .as_str()
+        .unwrap()
+        .contains("<h1>Specification</h1>"));
+    let inserted: Vec<&Value> = doc["push_diff"][0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "insert")
+        .collect();
+    assert_eq!(inserted.len(), 1);
+    assert_eq!(
+        inserted[0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["changed"] == true)
+            .unwrap()["text"],
+        "uno"
+    );
+    // Local → remote: the pull would bring "one" back.
+    let pull_lines = doc["pull_diff"][0]["lines"].as_array().unwrap();
+    assert!(pull_lines
+        .iter()
+        .any(|l| l["kind"] == "insert" && l["parts"].to_string().contains("one")));
+
+    // A teammate pushes a new version; the history lists both, the first one marked as the base.
+    let mate = h.fetch_into(&h.repo("mate", &[]), &id);
+    std::fs::write(
+        mate.stage_path(&mate.active_session().unwrap(), Stage::Spec),
+        SPEC.replace("two", "deux"),
+    )
+    .unwrap();
+    h.push_outside(&mate);
+    let history = h.ok("stage_history", json!({"dir": dir, "stage": "spec"}));
+    let revisions = history.as_array().unwrap();
+    assert_eq!(revisions.len(), 2, "{history}");
+    assert_eq!(revisions[1]["is_base"], true);
+    assert_eq!(revisions[0]["is_base"], false);
+    let first = revisions[1]["sha256"].as_str().unwrap();
+    let old = h.ok("revision_text", json!({"dir": dir, "sha256": first}));
+    assert_eq!(old["text"], SPEC);
+    assert!(old["html"].as_str().unwrap().contains("<li>one</li>"));
+
+    // A restore names the text it replaces: a stale view is refused and writes nothing.
+    let refused = h.err(
+        "restore_revision",
+        json!({"dir": dir, "stage": "spec", "sha256": revisions[0]["sha256"], "expected": "0".repeat(64)}),
+    );
+    assert_eq!(refused["code"], "local_moved");
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        edited
+    );
+    let restored = h.ok(
+        "restore_revision",
+        json!({"dir": dir, "stage": "spec", "sha256": revisions[0]["sha256"], "expected": doc["hash"]}),
+    );
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        SPEC.replace("two", "deux")
+    );
+    // The unpushed edit it replaced is kept.
+    let kept = PathBuf::from(restored["kept"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), edited);
+    let after = h.ok("stage_document", json!({"dir": dir, "stage": "spec"}));
+    assert_eq!(after["sync"], "both");
+}
+
+#[test]
+fn a_conflict_is_merged_saved_and_pushed_and_a_side_that_moved_is_shown_not_overwritten() {
+    let h = harness();
+    let repo = h.repo("repo", &["shop"]);
+    let dir = dir_of(&repo, "shop");
+    h.ok("add_folders", json!({"paths": [repo]}));
+    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
+    let id = h.ok("push", json!({"dir": dir}))["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mate = h.fetch_into(&h.repo("mate", &[]), &id);
+    let mate_spec = mate.stage_path(&mate.active_session().unwrap(), Stage::Spec);
+    let theirs = SPEC
+        .replace("- one", "- one (remote)")
+        .replace("## Overview", "## Overview and scope");
+    std::fs::write(&mate_spec, &theirs).unwrap();
+    h.push_outside(&mate);
+    let ours = SPEC.replace("- one", "- one (local)");
+    std::fs::write(spec_path(&repo, "shop"), &ours).unwrap();
+    h.ok("pull", json!({"dir": dir}));
+
+    let view = h.ok("merge_view", json!({"dir": dir, "stage": "spec"}));
+    assert_eq!(view["conflicts"], 1);
+    assert!(view["draft"].is_null());
+    let chunks = view["chunks"].as_array().unwrap();
+    let conflict = chunks.iter().find(|c| c["kind"] == "conflict").unwrap();
+    assert_eq!(conflict["local"], "- one (local)\n");
+    assert_eq!(conflict["remote"], "- one (remote)\n");
+    assert_eq!(conflict["base"], "- one\n");
+    assert!(conflict["remote_marks"].to_string().contains("(remote)"));
+    // The remote-only change is already applied, labelled by its kind.
+    assert!(chunks
+        .iter()
+        .any(|c| c["kind"] == "remote" && c["remote"] == "## Overview and scope\n"));
+    let local_hash = view["local"]["hash"].as_str().unwrap().to_owned();
+    let remote_hash = view["remote"]["hash"].as_str().unwrap().to_owned();
+    assert!(view["remote"]["at"].is_string(), "{}", view["remote"]);
+
+    // A half-done merge is kept and comes back; discarding forgets it.
+    let choice = json!({"base": "- one\n", "local": "- one (local)\n", "remote": "- one (remote)\n", "take": "edited", "text": "- one (both)\n"});
+    h.ok(
+        "save_merge_draft",
+        json!({"dir": dir, "stage": "spec", "choices": [choice]}),
+    );
+    let resumed = h.ok("merge_view", json!({"dir": dir, "stage": "spec"}));
+    assert_eq!(resumed["draft"]["choices"][0]["text"], "- one (both)\n");
+    h.ok("discard_merge_draft", json!({"dir": dir, "stage": "spec"}));
+    assert!(h.ok("merge_view", json!({"dir": dir, "stage": "spec"}))["draft"].is_null());
+
+    let resolved = SPEC
+        .replace("- one", "- one (both)")
+        .replace("## Overview", "## Overview and scope");
+    // The file changed on disk meanwhile: nothing is overwritten.
+    let touched = format!("{ours}- four\n");
+    std::fs::write(spec_path(&repo, "shop"), &touched).unwrap();
+    let moved = h.ok(
+        "save_merge",
+        json!({"dir": dir, "stage": "spec", "text": resolved, "localHash": local_hash, "remoteHash": remote_hash}),
+    );
+    assert_eq!(moved["outcome"], "moved");
+    assert!(moved["reason"].as_str().unwrap().contains("on disk"));
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        touched
+    );
+    std::fs::write(spec_path(&repo, "shop"), &ours).unwrap();
+
+    // The teammate pushes again: the view gets the new three-way state, nothing is overwritten.
+    let theirs_again = theirs.replace("- three", "- three (remote)");
+    std::fs::write(&mate_spec, &theirs_again).unwrap();
+    h.push_outside(&mate);
+    let moved = h.ok(
+        "save_merge",
+        json!({"dir": dir, "stage": "spec", "text": resolved, "localHash": local_hash, "remoteHash": remote_hash}),
+    );
+    assert_eq!(moved["outcome"], "moved", "{moved}");
+    let new_view = &moved["view"];
+    assert_ne!(new_view["remote"]["hash"], json!(remote_hash));
+    assert!(new_view["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["remote"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("three (remote)")));
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        ours
+    );
+    assert_eq!(remote_spec(&h, &id), theirs_again);
+
+    // Saved against the current sides: the file and the gateway hold exactly the merge.
+    let resolved = resolved.replace("- three", "- three (remote)");
+    let saved = h.ok(
+        "save_merge",
+        json!({"dir": dir, "stage": "spec", "text": resolved, "localHash": new_view["local"]["hash"], "remoteHash": new_view["remote"]["hash"]}),
+    );
+    assert_eq!(saved["outcome"], "saved", "{saved}");
+    assert_eq!(saved["push"]["pushed"], json!(["spec"]));
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&repo, "shop")).unwrap(),
+        resolved
+    );
+    assert_eq!(remote_spec(&h, &id), resolved);
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(stage(card(&board, "shop"), "spec")["sync"], "in_sync");
+    assert_eq!(
+        h.err("merge_view", json!({"dir": dir, "stage": "spec"}))["code"],
+        "no_conflict"
+    );
+    // The teammate's next pull brings the merge without a conflict.
+    h.pull_outside(&mate);
+    assert_eq!(stage_text(&mate, Stage::Spec), resolved);
+}

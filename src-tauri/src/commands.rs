@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
+use idse_core::document::{DraftChoice, MergeView, Restored, Revision, StageDocument};
 use idse_core::{ProjectCard, PullReport, PushReport, StagePreview};
+use idse_protocol::Stage;
 use tauri::State;
 
 use crate::desk::{AddReport, Dashboard, Desk, Direction, Health, SettingsView};
+use crate::documents::{MergeSaved, RevisionText};
 use crate::error::CommandError;
 
 #[tauri::command]
@@ -107,4 +110,92 @@ pub async fn painted(desk: State<'_, Desk>, projects: usize) -> Result<u128, Com
         );
     }
     Ok(since_open)
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn stage_document(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+) -> Result<StageDocument, CommandError> {
+    desk.stage_document(&dir, stage).await
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn stage_history(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+) -> Result<Vec<Revision>, CommandError> {
+    desk.stage_history(&dir, stage).await
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn revision_text(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    sha256: String,
+) -> Result<RevisionText, CommandError> {
+    desk.revision_text(&dir, &sha256).await
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn restore_revision(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+    sha256: String,
+    expected: String,
+) -> Result<Restored, CommandError> {
+    desk.restore(&dir, stage, &sha256, &expected, Utc::now())
+        .await
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn merge_view(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+) -> Result<MergeView, CommandError> {
+    desk.merge_view(&dir, stage).await
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn save_merge_draft(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+    choices: Vec<DraftChoice>,
+) -> Result<(), CommandError> {
+    desk.save_merge_draft(&dir, stage, choices, Utc::now())
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn discard_merge_draft(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+) -> Result<(), CommandError> {
+    desk.discard_merge_draft(&dir, stage)
+}
+
+#[tauri::command]
+#[tracing::instrument(skip_all, err)]
+pub async fn save_merge(
+    desk: State<'_, Desk>,
+    dir: PathBuf,
+    stage: Stage,
+    text: String,
+    local_hash: String,
+    remote_hash: String,
+) -> Result<MergeSaved, CommandError> {
+    desk.save_merge(&dir, stage, &text, &local_hash, &remote_hash, Utc::now())
+        .await
 }

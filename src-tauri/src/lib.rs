@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod desk;
+pub mod documents;
 pub mod embedded;
 pub mod error;
 pub mod live;
@@ -41,6 +42,14 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::save_settings,
         commands::gateway_health,
         commands::painted,
+        commands::stage_document,
+        commands::stage_history,
+        commands::revision_text,
+        commands::restore_revision,
+        commands::merge_view,
+        commands::save_merge_draft,
+        commands::discard_merge_draft,
+        commands::save_merge,
     ])
 }
 

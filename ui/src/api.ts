@@ -2,8 +2,9 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
-  AddReport, CommandError, Dashboard, DeskEvent, Direction, Health, ProjectCard, PullReport,
-  PushReport, SettingsView, StagePreview,
+  AddReport, CommandError, Dashboard, DeskEvent, Direction, DraftChoice, Health, MergeSaved,
+  MergeView, ProjectCard, PullReport, PushReport, Restored, Revision, RevisionText, SettingsView,
+  Stage, StageDocument, StagePreview,
 } from "./types";
 
 export const EVENT = "desk://event";
@@ -38,6 +39,17 @@ export const api = {
     call<SettingsView>("save_settings", { gatewayUrl, token }),
   gatewayHealth: () => call<Health>("gateway_health"),
   painted: (projects: number) => call<number>("painted", { projects }),
+  stageDocument: (dir: string, stage: Stage) => call<StageDocument>("stage_document", { dir, stage }),
+  stageHistory: (dir: string, stage: Stage) => call<Revision[]>("stage_history", { dir, stage }),
+  revisionText: (dir: string, sha256: string) => call<RevisionText>("revision_text", { dir, sha256 }),
+  restoreRevision: (dir: string, stage: Stage, sha256: string, expected: string) =>
+    call<Restored>("restore_revision", { dir, stage, sha256, expected }),
+  mergeView: (dir: string, stage: Stage) => call<MergeView>("merge_view", { dir, stage }),
+  saveMergeDraft: (dir: string, stage: Stage, choices: DraftChoice[]) =>
+    call<null>("save_merge_draft", { dir, stage, choices }),
+  discardMergeDraft: (dir: string, stage: Stage) => call<null>("discard_merge_draft", { dir, stage }),
+  saveMerge: (dir: string, stage: Stage, text: string, localHash: string, remoteHash: string) =>
+    call<MergeSaved>("save_merge", { dir, stage, text, localHash, remoteHash }),
 };
 
 export function onDeskEvent(handler: (e: DeskEvent) => void): Promise<UnlistenFn> {

@@ -1,8 +1,10 @@
 // The dashboard: loads the desk, renders it, and keeps it current from file and gateway events.
 import { api, onDeskEvent, onFolderDrop, pickFolders } from "./api";
 import { debounce, describePull, describePush, FILTERS, filterProjects, runAll, type Filter } from "./model";
-import type { CommandError, Dashboard, ProjectCard, RemoteOnly } from "./types";
+import type { CommandError, Dashboard, ProjectCard, RemoteOnly, Stage } from "./types";
 import { showPreview, showSettings } from "./view/dialogs";
+import { showDocument } from "./view/documentView";
+import { showMerge } from "./view/mergeView";
 import { h } from "./view/dom";
 import { attentionList, folderList, remoteOnlyList } from "./view/lists";
 import { projectRow, type RowState } from "./view/projectRow";
@@ -103,6 +105,16 @@ async function fetchRemote(r: RemoteOnly) {
   await refresh();
 }
 
+function openMerge(dir: string, stage: Stage) {
+  void showMerge(dir, stage, {
+    done: (level, message) => { notify(level === "ok" ? "ok" : "error", message); void refresh(); },
+  });
+}
+
+function openStage(p: ProjectCard, stage: Stage) {
+  void showDocument(p.dir, stage, { changed: () => void refresh(), merge: openMerge });
+}
+
 function jump(dir: string) {
   const row = document.querySelector<HTMLElement>(`article.project[data-dir="${CSS.escape(dir)}"]`);
   row?.scrollIntoView({ behavior: "smooth", block: "center" });
@@ -144,6 +156,8 @@ function render() {
     push: (p: ProjectCard) => void runOne(p, "push"),
     pull: (p: ProjectCard) => void runOne(p, "pull"),
     preview: (p: ProjectCard) => void showPreview(p, { push: () => void runOne(p, "push"), pull: () => void runOne(p, "pull") }),
+    open: (p: ProjectCard, card: { stage: Stage; sync: string }) =>
+      card.sync === "conflict" ? openMerge(p.dir, card.stage) : openStage(p, card.stage),
   };
   const list = el("projects");
   if (!board.projects.length) {

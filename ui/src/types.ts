@@ -133,3 +133,69 @@ export type DeskEvent =
   | { kind: "link"; online: boolean };
 
 export interface CommandError { code: string; message: string }
+
+// The document and merge views.
+export interface Segment { text: string; changed: boolean }
+export type LineKind = "equal" | "insert" | "delete";
+export interface DiffLine { kind: LineKind; old: number | null; new: number | null; parts: Segment[] }
+export interface DiffHunk { lines: DiffLine[] }
+
+export interface StageDocument {
+  project: string;
+  project_id: string | null;
+  session: string;
+  stage: Stage;
+  path: string;
+  exists: boolean;
+  text: string;
+  html: string;
+  hash: string;
+  sync: SyncStatus;
+  push_diff: DiffHunk[];
+  pull_diff: DiffHunk[] | null;
+  remote_note: string | null;
+}
+
+export interface Revision {
+  session_id: string;
+  stage: string;
+  revision: number;
+  sha256: string;
+  bytes: number;
+  agent: string | null;
+  author: string | null;
+  pushed_at: string;
+  is_base: boolean;
+  is_local: boolean;
+}
+export interface RevisionText { sha256: string; text: string; html: string }
+export interface Restored { stage: Stage; sha256: string; kept: string | null }
+
+export type ChunkKind = "same" | "local" | "remote" | "both" | "conflict";
+export interface ChunkView {
+  kind: ChunkKind;
+  base: string;
+  local: string;
+  remote: string;
+  local_marks: Segment[];
+  remote_marks: Segment[];
+}
+export interface SideLabel { hash: string; author: string | null; agent: string | null; at: string | null }
+export type Take = "local" | "remote" | "local_remote" | "remote_local" | "edited";
+export interface DraftChoice { base: string; local: string; remote: string; take: Take; text: string }
+export interface MergeDraft { saved_at: string; choices: DraftChoice[] }
+export interface MergeView {
+  project: string;
+  session: string;
+  stage: Stage;
+  path: string;
+  base: SideLabel;
+  local: SideLabel;
+  remote: SideLabel;
+  chunks: ChunkView[];
+  conflicts: number;
+  draft: MergeDraft | null;
+}
+export type MergeSaved =
+  | { outcome: "saved"; push: PushReport }
+  | { outcome: "moved"; reason: string; view: MergeView };

@@ -26,8 +26,9 @@ describe("project row", () => {
     const push = vi.fn();
     const pull = vi.fn();
     const preview = vi.fn();
+    const open = vi.fn();
     const p = project("checkout", { badge: "remote_changes", last_agent: "claude" });
-    const row = projectRow(p, { revision: 3, last_author: "ana", last_agent: null, updated_at: "2026-11-23T10:00:00Z" }, { busy: null, result: { level: "error", text: "The gateway cannot be reached." } }, { push, pull, preview }, new Date());
+    const row = projectRow(p, { revision: 3, last_author: "ana", last_agent: null, updated_at: "2026-11-23T10:00:00Z" }, { busy: null, result: { level: "error", text: "The gateway cannot be reached." } }, { push, pull, preview, open }, new Date());
     expect(row.querySelectorAll(".stage")).toHaveLength(7);
     expect(row.querySelector(".badge")?.textContent).toBe("Remote changes");
     expect(row.textContent).toContain("agent claude");
@@ -37,11 +38,13 @@ describe("project row", () => {
     (row.querySelector(".act-pull") as HTMLButtonElement).click();
     expect(push).toHaveBeenCalledWith(p);
     expect(pull).toHaveBeenCalledWith(p);
+    (row.querySelector('.stage[data-stage="spec"]') as HTMLElement).click();
+    expect(open).toHaveBeenCalledWith(p, expect.objectContaining({ stage: "spec" }));
   });
   it("disables buttons while busy, and Pull until the project was pushed", () => {
-    const busy = projectRow(project("a"), undefined, { busy: "Pushing…", result: null }, { push() {}, pull() {}, preview() {} }, new Date());
+    const busy = projectRow(project("a"), undefined, { busy: "Pushing…", result: null }, { push() {}, pull() {}, preview() {}, open() {} }, new Date());
     expect((busy.querySelector(".act-push") as HTMLButtonElement).disabled).toBe(true);
-    const fresh = projectRow(project("b", { project_id: null, badge: "never_pushed" }), undefined, { busy: null, result: null }, { push() {}, pull() {}, preview() {} }, new Date());
+    const fresh = projectRow(project("b", { project_id: null, badge: "never_pushed" }), undefined, { busy: null, result: null }, { push() {}, pull() {}, preview() {}, open() {} }, new Date());
     expect((fresh.querySelector(".act-pull") as HTMLButtonElement).disabled).toBe(true);
     expect((fresh.querySelector(".act-push") as HTMLButtonElement).disabled).toBe(false);
   });

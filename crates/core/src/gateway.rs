@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use idse_protocol::{
     ErrorBody, HealthResponse, HistoryResponse, ProjectsResponse, PullRequest, PullResponse,
-    PushRequest, PushResponse, StageConflict, TextResponse,
+    PushRequest, PushResponse, Stage, StageConflict, TextResponse,
 };
 use serde::de::DeserializeOwned;
 
@@ -177,10 +177,23 @@ impl Gateway {
         self.answer(res).await
     }
 
-    /// The project's revisions, newest first.
-    pub async fn history(&self, project_id: &str) -> Result<HistoryResponse, GatewayError> {
+    /// The project's revisions, newest first; only one stage's and one session's when given.
+    pub async fn history(
+        &self,
+        project_id: &str,
+        stage: Option<Stage>,
+        session: Option<&str>,
+    ) -> Result<HistoryResponse, GatewayError> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(stage) = stage {
+            query.push(("stage", stage.as_str()));
+        }
+        if let Some(session) = session {
+            query.push(("session_id", session));
+        }
         let res = self
             .request(reqwest::Method::GET, &format!("/sync/history/{project_id}"))
+            .query(&query)
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;

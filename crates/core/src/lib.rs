@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod board;
 pub mod config;
+pub mod document;
 pub mod gateway;
 pub mod merge;
 pub mod shelf;
@@ -19,7 +20,8 @@ pub use merge::{merge3, ConflictStyle, MergeHunk, MergeOptions, MergeResult};
 pub use shelf::{Shelf, ShelfError};
 pub use status::{project_status, ProjectStatus, StageRow};
 pub use sync::{
-    PullOutcome, PullReport, PushReport, StagePreview, SyncError, SyncState, SyncStatus, Take,
+    MergeSave, PullOutcome, PullReport, PushReport, StagePreview, SyncError, SyncState, SyncStatus,
+    Take,
 };
 pub use validate::{check_stage, validate, StageReport, StageStatus};
 pub use workspace::{Project, Workspace, WorkspaceError};

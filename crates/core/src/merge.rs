@@ -59,6 +59,43 @@ pub enum MergeHunk {
     },
 }
 
+/// What happened to one stretch of the three files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkKind {
+    /// No side changed these lines.
+    Same,
+    /// Only the local side changed them; the merge takes local.
+    Local,
+    /// Only the remote side changed them; the merge takes remote.
+    Remote,
+    /// Both sides made the same change.
+    Both,
+    /// The sides changed them differently.
+    Conflict,
+}
+
+/// One stretch of the merge with the text each file holds there, so a view can show the three
+/// side by side, aligned. The sides of all chunks, joined, give back each whole file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergeChunk {
+    pub kind: ChunkKind,
+    pub base: String,
+    pub local: String,
+    pub remote: String,
+}
+
+impl MergeChunk {
+    /// What the merge puts here; `None` for a conflict.
+    pub fn merged(&self) -> Option<&str> {
+        match self.kind {
+            ChunkKind::Same | ChunkKind::Local | ChunkKind::Both => Some(&self.local),
+            ChunkKind::Remote => Some(&self.remote),
+            ChunkKind::Conflict => None,
+        }
+    }
+}
+
 /// The outcome of a three-way merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeResult {
@@ -68,6 +105,8 @@ pub struct MergeResult {
     pub conflicts: usize,
     /// The same result, piece by piece, for views that resolve conflicts one at a time.
     pub hunks: Vec<MergeHunk>,
+    /// Every stretch of the three files with its kind, for a side-by-side view.
+    pub chunks: Vec<MergeChunk>,
 }
 
 impl MergeResult {
@@ -747,6 +786,95 @@ fn render(f: &[File<'_>; 3], regions: &[Region], options: &MergeOptions) -> Merg
         text,
         conflicts,
         hunks,
+        chunks: chunks(f, regions),
+    }
+}
+
+/// The regions as chunks carrying all three sides, with the unchanged runs between them.
+fn chunks(f: &[File<'_>; 3], regions: &[Region]) -> Vec<MergeChunk> {
+    let [base, local, remote] = f;
+    let mut out: Vec<MergeChunk> = Vec::new();
+    let mut at = [0usize; 3];
+    let mut add = |kind: ChunkKind, b: &[&str], l: &[&str], r: &[&str]| {
+        if b.is_empty() && l.is_empty() && r.is_empty() {
+            return;
+        }
+        // Runs the merge split (a joined region next to an unchanged one) read better as one.
+        if let Some(last) = out.last_mut() {
+            if last.kind == kind && matches!(kind, ChunkKind::Same | ChunkKind::Both) {
+                last.base.push_str(&b.concat());
+                last.local.push_str(&l.concat());
+                last.remote.push_str(&r.concat());
+                return;
+            }
+        }
+        out.push(MergeChunk {
+            kind,
+            base: b.concat(),
+            local: l.concat(),
+            remote: r.concat(),
+        });
+    };
+    for m in regions {
+        let (b, l, r) = (m.base(), m.local(), m.remote());
+        // A region may start before the end of the previous one (git's signed shifts); the
+        // part already shown is not shown twice.
+        let b = b.start.max(at[0])..b.end.max(at[0]);
+        let l = l.start.max(at[1])..l.end.max(at[1]);
+        let r = r.start.max(at[2])..r.end.max(at[2]);
+        gap(
+            &mut add,
+            &base.lines[at[0]..b.start],
+            &local.lines[at[1]..l.start],
+            &remote.lines[at[2]..r.start],
+        );
+        let kind = match m.mode {
+            Mode::Local => ChunkKind::Local,
+            Mode::Remote => ChunkKind::Remote,
+            Mode::Both => ChunkKind::Both,
+            Mode::Conflict => ChunkKind::Conflict,
+        };
+        add(
+            kind,
+            &base.lines[b.clone()],
+            &local.lines[l.clone()],
+            &remote.lines[r.clone()],
+        );
+        at = [b.end, l.end, r.end];
+    }
+    gap(
+        &mut add,
+        &base.lines[at[0]..],
+        &local.lines[at[1]..],
+        &remote.lines[at[2]..],
+    );
+    out
+}
+
+/// The lines between two regions. Both sides hold the same text there, but the merge does not
+/// keep a region for a change both made alike, so the base may differ: those parts are `Both`.
+fn gap(
+    add: &mut impl FnMut(ChunkKind, &[&str], &[&str], &[&str]),
+    b: &[&str],
+    l: &[&str],
+    r: &[&str],
+) {
+    if b == l || l != r {
+        let kind = if b == l && l == r {
+            ChunkKind::Same
+        } else {
+            ChunkKind::Both
+        };
+        add(kind, b, l, r);
+        return;
+    }
+    for op in capture_diff_slices(Algorithm::Myers, b, l) {
+        let (old, new) = (op.old_range(), op.new_range());
+        let kind = match op {
+            DiffOp::Equal { .. } => ChunkKind::Same,
+            _ => ChunkKind::Both,
+        };
+        add(kind, &b[old], &l[new.clone()], &r[new]);
     }
 }
 

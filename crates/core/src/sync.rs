@@ -29,6 +29,10 @@ pub enum SyncError {
     Unresolved { project: String, stages: String },
     #[error("{stage} of project `{project}` has no conflict to resolve")]
     NoConflict { project: String, stage: Stage },
+    #[error(
+        "{stage} of project `{project}` changed on disk since it was opened; look at it again"
+    )]
+    LocalMoved { project: String, stage: Stage },
     #[error("the base of {stage} (hash {hash}) is lost locally and the gateway no longer has it")]
     LostBase { stage: Stage, hash: String },
 }
@@ -379,7 +383,7 @@ pub struct PullReport {
     pub revision: Option<i64>,
 }
 
-async fn base_text(
+pub(crate) async fn base_text(
     state: &SyncState,
     gateway: &Gateway,
     project_id: &str,
@@ -546,6 +550,87 @@ pub fn resolve(project: &Project, stage: Stage, take: Take) -> Result<(), SyncEr
     state.clear_conflict(&session, stage);
     state.save()?;
     Ok(())
+}
+
+/// How saving a merge ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum MergeSave {
+    /// The file holds the merge and the gateway accepted it.
+    Saved { push: PushReport },
+    /// The local file changed since the merge was made from it: nothing was written.
+    LocalMoved,
+    /// The gateway's text moved since: the conflict now holds the new remote text, to merge
+    /// again; nothing of the merge was written.
+    RemoteMoved,
+}
+
+/// Saves a hand-made merge of a conflicted stage and pushes it. `local_hash` and `remote_hash`
+/// name the two sides the merge was made from; if either moved since, nothing is overwritten and
+/// the caller shows the new three-way state instead.
+pub async fn save_merge(
+    project: &Project,
+    gateway: &Gateway,
+    stage: Stage,
+    text: &str,
+    local_hash: &str,
+    remote_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<MergeSave, SyncError> {
+    let session = project.active_session()?;
+    let mut state = SyncState::load(project)?;
+    let Some(conflict) = state.conflict(&session, stage).cloned() else {
+        return Err(SyncError::NoConflict {
+            project: project.name.clone(),
+            stage,
+        });
+    };
+    let local = project.read_stage(&session, stage)?.unwrap_or_default();
+    if content_hash(&local) != local_hash {
+        return Ok(MergeSave::LocalMoved);
+    }
+    let id =
+        remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
+    let remote = gateway.pull(&id, Some(&session)).await?;
+    let current = remote
+        .artifacts
+        .get(stage.artifact_key())
+        .cloned()
+        .unwrap_or_default();
+    let current_hash = content_hash(&current);
+    if current_hash != remote_hash || conflict.remote_hash != remote_hash {
+        if conflict.remote_hash != current_hash {
+            state.record_conflict(&session, stage, &current, now)?;
+            state.save()?;
+        }
+        return Ok(MergeSave::RemoteMoved);
+    }
+    // The merge already holds the remote text's changes, so the remote text becomes the base:
+    // the push then lands exactly on what the gateway holds.
+    project.write_stage(&session, stage, text)?;
+    state.set_base(&session, stage, &current)?;
+    state.clear_conflict(&session, stage);
+    state.save()?;
+    crate::document::discard_draft(project, stage)?;
+    let mut report = push(project, gateway, &[stage], false, now).await?;
+    // A teammate may push between the check and the push. Pulling then merges their text into
+    // this merge (and the push is tried again), or records the new three-way conflict.
+    for _ in 0..3 {
+        if !report.conflicts.contains(&stage) {
+            break;
+        }
+        pull(project, gateway, &[stage], now).await?;
+        if SyncState::load(project)?
+            .conflict(&session, stage)
+            .is_some()
+        {
+            return Ok(MergeSave::RemoteMoved);
+        }
+        report = push(project, gateway, &[stage], false, now).await?;
+    }
+    // When the gateway kept moving, `report.conflicts` still names the stage: the merge is in
+    // the file, to push again.
+    Ok(MergeSave::Saved { push: report })
 }
 
 /// What a push or pull would do to one stage, with line counts, before doing it.

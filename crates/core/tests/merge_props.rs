@@ -1,6 +1,7 @@
 //! Properties of the merge that hold for any input (proptest: random texts, shrunk on failure).
 #![allow(clippy::unwrap_used)]
 
+use idse_core::merge::ChunkKind;
 use idse_core::{merge3, MergeHunk, MergeOptions};
 use proptest::prelude::*;
 
@@ -59,6 +60,27 @@ proptest! {
             prop_assert_eq!(joined, r.text);
         } else {
             prop_assert!(r.text.contains("<<<<<<< local"));
+        }
+    }
+
+    #[test]
+    fn chunks_give_back_every_file_and_the_merge(base in text(), local in text(), remote in text()) {
+        let r = merge3(&base, &local, &remote, &MergeOptions::default());
+        let side = |f: fn(&idse_core::merge::MergeChunk) -> &str| r.chunks.iter().map(f).collect::<String>();
+        prop_assert_eq!(side(|c| &c.base), base);
+        prop_assert_eq!(side(|c| &c.local), local);
+        prop_assert_eq!(side(|c| &c.remote), remote);
+        for c in &r.chunks {
+            if c.kind == ChunkKind::Same {
+                prop_assert_eq!(&c.local, &c.base);
+                prop_assert_eq!(&c.remote, &c.base);
+            }
+        }
+        let conflicts = r.chunks.iter().filter(|c| c.kind == ChunkKind::Conflict).count();
+        prop_assert_eq!(conflicts, r.conflicts);
+        if r.conflicts == 0 {
+            let merged: String = r.chunks.iter().map(|c| c.merged().unwrap_or_default()).collect();
+            prop_assert_eq!(merged, r.text);
         }
     }
 

@@ -1,16 +1,7 @@
 import { api } from "../api";
 import { previewTotals } from "../model";
 import type { CommandError, Health, ProjectCard, StagePreview } from "../types";
-import { h } from "./dom";
-
-function modal(id: string, ...children: (Node | null)[]): HTMLDialogElement {
-  document.getElementById(id)?.remove();
-  const d = h("dialog", { id, class: "modal" }, ...children);
-  d.addEventListener("close", () => d.remove());
-  document.body.append(d);
-  d.showModal();
-  return d;
-}
+import { closeDialog, h, modal } from "./dom";
 
 function previewTable(items: StagePreview[], empty: string): HTMLElement {
   if (!items.length) return h("p", { class: "muted" }, empty);
@@ -34,7 +25,7 @@ export async function showPreview(p: ProjectCard, go: { push(): void; pull(): vo
   const body = h("div", { class: "modal-body" }, h("p", { class: "muted" }, "Asking the gateway…"));
   const d = modal("preview-dialog",
     h("h2", {}, `Preview — ${p.name}`), body,
-    h("footer", {}, h("button", { onclick: () => d.close() }, "Close")));
+    h("footer", {}, h("button", { onclick: () => closeDialog(d) }, "Close")));
   const [push, pull] = await Promise.allSettled([api.preview(p.dir, "push"), api.preview(p.dir, "pull")]);
   const section = (title: string, r: PromiseSettledResult<StagePreview[]>, empty: string, action: () => void, label: string) =>
     h("section", {},
@@ -42,7 +33,7 @@ export async function showPreview(p: ProjectCard, go: { push(): void; pull(): vo
       r.status === "fulfilled"
         ? previewTable(r.value.filter((i) => i.changes || i.conflict), empty)
         : h("p", { class: "error" }, (r.reason as CommandError).message),
-      h("button", { class: "primary", onclick: () => { d.close(); action(); } }, label));
+      h("button", { class: "primary", onclick: () => { closeDialog(d); action(); } }, label));
   const parts = [section("Push would send", push, "Nothing to push: every stage matches its last synced text.", go.push, "Push now")];
   if (p.project_id) {
     parts.push(section("Pull would bring", pull, "Nothing to pull: the gateway has nothing new.", go.pull, "Pull now"));
@@ -71,7 +62,7 @@ export async function showSettings(saved: () => void): Promise<void> {
       h("label", {}, "Token (kept in the app's folder, never in a project)", token),
       health, error),
     h("footer", {},
-      h("button", { onclick: () => d.close() }, "Cancel"),
+      h("button", { onclick: () => closeDialog(d) }, "Cancel"),
       view.has_token ? h("button", { onclick: () => void save(url.value, "") }, "Forget token") : null,
       h("button", { class: "primary", onclick: () => void save(url.value, token.value || null) }, "Save")));
   async function save(u: string, t: string | null) {
@@ -80,7 +71,7 @@ export async function showSettings(saved: () => void): Promise<void> {
       await api.saveSettings(u.trim() || null, t);
       showHealth(await api.gatewayHealth());
       saved();
-      d.close();
+      closeDialog(d);
     } catch (e) {
       error.textContent = (e as CommandError).message;
     }

@@ -24,3 +24,25 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   }
   return el;
 }
+
+/** Opens a modal dialog (replacing one with the same id) that removes itself when closed. */
+export function modal(id: string, ...children: (Node | null)[]): HTMLDialogElement {
+  return sheet(id, "modal", ...children);
+}
+
+/** A dialog with the given class: "modal" for small ones, "sheet" for near-full-window views. */
+export function sheet(id: string, cls: string, ...children: (Node | null)[]): HTMLDialogElement {
+  document.getElementById(id)?.remove();
+  const d = h("dialog", { id, class: cls }, ...children);
+  d.addEventListener("close", () => d.remove());
+  document.body.append(d);
+  if (typeof d.showModal === "function") d.showModal();
+  else d.setAttribute("open", "");
+  return d;
+}
+
+/** Closes a dialog opened by `sheet` (also where the DOM lacks `close`, as in tests). */
+export function closeDialog(d: HTMLDialogElement): void {
+  if (typeof d.close === "function" && d.open) d.close();
+  else d.remove();
+}

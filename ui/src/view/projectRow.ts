@@ -1,5 +1,5 @@
 import { BADGE_LABEL, relativeTime, shortPath } from "../model";
-import type { ProjectCard, RemoteFacts } from "../types";
+import type { ProjectCard, RemoteFacts, StageCard } from "../types";
 import { h } from "./dom";
 import { stageCard } from "./stageCard";
 
@@ -12,6 +12,8 @@ export interface RowActions {
   push(p: ProjectCard): void;
   pull(p: ProjectCard): void;
   preview(p: ProjectCard): void;
+  /** Open a stage: its document, or its merge when it is in conflict. */
+  open(p: ProjectCard, card: StageCard): void;
 }
 
 /** A project: its facts, its seven stage cards, its buttons and the last result. */
@@ -45,7 +47,7 @@ export function projectRow(
         h("button", { class: "act-push primary", disabled: busy, onclick: () => actions.push(p) }, "Push"),
       ),
     ),
-    h("div", { class: "stages" }, p.stages.map(stageCard)),
+    h("div", { class: "stages" }, p.stages.map((c) => stageCard(c, (card) => actions.open(p, card)))),
     state.busy || state.result
       ? h("div", { class: `row-result level-${state.busy ? "busy" : state.result?.level}`, role: "status" },
           state.busy ?? state.result?.text ?? "")

@@ -10,8 +10,8 @@ const SYNC_NOTE: Record<string, string> = {
   conflict: "conflict: needs a merge",
 };
 
-/** One stage of a project: status, validation, sync, tasks and staleness. */
-export function stageCard(card: StageCard): HTMLElement {
+/** One stage of a project: status, validation, sync, tasks and staleness; a click opens it. */
+export function stageCard(card: StageCard, open?: (card: StageCard) => void): HTMLElement {
   const problems = problemSummary(card);
   const progress = taskProgress(card);
   const tooltip = [
@@ -27,6 +27,11 @@ export function stageCard(card: StageCard): HTMLElement {
       "data-stage": card.stage,
       "data-sync": card.sync,
       title: tooltip,
+      role: open ? "button" : null,
+      tabindex: open ? "0" : null,
+      "aria-label": open ? `Open ${card.stage}${card.sync === "conflict" ? " (conflict)" : ""}` : null,
+      onclick: open ? () => open(card) : null,
+      onkeydown: open ? ((e: Event) => { if ((e as KeyboardEvent).key === "Enter") open(card); }) as EventListener : null,
     },
     h("div", { class: "stage-head" },
       h("span", { class: "stage-name" }, card.stage),

@@ -31,6 +31,9 @@ echo "== app end to end (WebDriver, Xvfb)"
 cargo build --locked -p idse-desk -p idse-cli
 xvfb-run -a -s "-screen 0 1440x900x24" \
   python3 tests/e2e/dashboard.py target/debug/idse-desk target/debug/idse target/e2e-shots
+echo "== document and merge views end to end (WebDriver, Xvfb)"
+xvfb-run -a -s "-screen 0 1440x900x24" \
+  python3 tests/e2e/merge.py target/debug/idse-desk target/debug/idse target/e2e-shots
 # A debug-profile bundle: it reuses the build above (a cold release build costs ~10 min here);
 # `tauri build --bundles deb` without --debug makes the release .deb the same way.
 echo "== installer (.deb)"

@@ -7,21 +7,11 @@ gateway, and the test checks that the card shows it and that Pull brings the fil
 Usage: python3 tests/e2e/dashboard.py APP IDSE SHOTS_DIR   (run under xvfb-run)
 """
 
-import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.options import ArgOptions
-from selenium.webdriver.support.ui import WebDriverWait
+from harness import desk, stage_file
 
 APP, IDSE, SHOTS = (Path(a).resolve() for a in sys.argv[1:4])
 SPEC = """# Specification
@@ -45,84 +35,21 @@ TASKS = """# Tasks
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def idse(*args: str, cwd: Path) -> dict:
-    out = subprocess.run([str(IDSE), "--json", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
-
-
-def stage_file(root: Path, project: str, rel: str) -> Path:
-    base = root / ".idse" / "projects" / project / "sessions"
-    session = (root / ".idse" / "projects" / project / "CURRENT_SESSION")
-    name = session.read_text().strip() if session.exists() else sorted(p.name for p in base.iterdir())[-1]
-    return base / name / rel
-
-
 def main() -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="idse-e2e-"))
-    home = tmp / "desk-home"
-    repo = tmp / "repo"
-    repo.mkdir()
-    for name in ("checkout", "search-ranking", "billing-export"):
-        idse("init", name, cwd=repo)
-    stage_file(repo, "checkout", "specs/spec.md").write_text(SPEC)
-    stage_file(repo, "checkout", "tasks/tasks.md").write_text(TASKS)
-
-    port = free_port()
-    env = dict(os.environ, IDSE_DESK_HOME=str(home), RUST_LOG="warn")
-    driver_proc = subprocess.Popen(
-        ["tauri-driver", "--port", str(port), "--native-driver", "/usr/bin/WebKitWebDriver"],
-        env=env, stdout=sys.stderr, stderr=sys.stderr,
-    )
-    driver = None
-    try:
-        # tauri-driver listens before its WebKitWebDriver does: wait until /status answers.
-        deadline = time.time() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("tauri-driver did not become ready within 30 s")
-            time.sleep(0.2)
-        options = ArgOptions()
-        options.set_capability("browserName", "wry")
-        options.set_capability("tauri:options", {"application": str(APP)})
-        driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
-        wait = WebDriverWait(driver, 20, poll_frequency=0.1)
-        css = lambda sel: driver.find_elements(By.CSS_SELECTOR, sel)  # noqa: E731
-
-        wait.until(lambda d: "connected" in d.find_element(By.ID, "link").text)
-        assert "No projects yet" in driver.find_element(By.ID, "projects").text
+    with desk(APP, IDSE, "idse-e2e-") as d:
+        repo = d.tmp / "repo"
+        repo.mkdir()
+        for name in ("checkout", "search-ranking", "billing-export"):
+            d.idse("init", name, cwd=repo)
+        stage_file(repo, "checkout", "specs/spec.md").write_text(SPEC)
+        stage_file(repo, "checkout", "tasks/tasks.md").write_text(TASKS)
+        assert "No projects yet" in d.read("#projects")
 
         # Add the folder (the path field; drag-and-drop and the native dialog call the same command).
-        field = driver.find_element(By.ID, "path-input")
-        field.send_keys(str(repo))
-        driver.find_element(By.CSS_SELECTOR, "#path-form button").click()
-        wait.until(lambda d: len(css("article.project")) == 3)
-        # The board re-renders on every event, so reads go through one script call each (no
-        # element handle can go stale between finding and reading it).
-        def read(selector: str, what: str = "text"):
-            return driver.execute_script(
-                "const e = document.querySelector(arguments[0]);"
-                "if (!e) return null;"
-                "return arguments[1] === 'text' ? e.textContent : e.getAttribute(arguments[1]);",
-                selector, what,
-            )
-
-        def click(selector: str) -> None:
-            wait.until(lambda d: driver.execute_script(
-                "const e = document.querySelector(arguments[0]);"
-                "if (!e || e.disabled) return false; e.click(); return true;", selector))
+        d.add_folder(repo)
+        d.wait.until(lambda _: len(d.css("article.project")) == 3)
+        read, click, wait, css, idse, tmp = d.read, d.click, d.wait, d.css, d.idse, d.tmp
 
         ROW = 'article.project[data-name="checkout"]'
         badge = lambda: read(f"{ROW} .badge", "data-badge")  # noqa: E731
@@ -140,12 +67,8 @@ def main() -> None:
         assert read('article.project[data-name="billing-export"] .badge', "data-badge") == "never_pushed"
 
         # The embedded gateway's address, from Settings.
-        click("#settings")
-        wait.until(lambda d: css("#embedded-url") and css("#health.health-connected"))
-        url = driver.find_element(By.ID, "embedded-url").text
+        url = d.embedded_url()
         assert url.startswith("http://127.0.0.1:"), url
-        click("#settings-dialog footer button")
-        wait.until(lambda d: not css("#settings-dialog"))
 
         # A teammate fetches the project into a second workspace, edits spec, pushes.
         projects = idse("--agency-url", url, "projects", cwd=tmp)
@@ -180,19 +103,8 @@ def main() -> None:
         wait.until(lambda d: badge() == "in_sync")
         assert read(f'{ROW} .stage[data-stage="spec"]', "data-sync") == "in_sync"
 
-        shot = SHOTS / "dashboard.png"
-        driver.save_screenshot(str(shot))
-        assert shot.stat().st_size > 10_000, "the screenshot is empty"
+        shot = d.shot(SHOTS / "dashboard.png")
         print(f"e2e ok: live update {live_s:.2f} s, file watch {watch_s:.2f} s, screenshot {shot}")
-    finally:
-        if driver is not None:
-            driver.quit()
-        driver_proc.terminate()
-        try:
-            driver_proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            driver_proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

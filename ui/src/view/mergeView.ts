@@ -81,12 +81,12 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     h("header", { class: "sheet-head" },
       h("h2", { id: "merge-title" }, `Merge ${stage}`),
       remainingEl,
-      h("button", { id: "merge-prev", onclick: () => go(-1), title: "P or Alt+↑" }, "↑ Previous"),
+      h("button", { id: "merge-prev", onclick: () => go(-1), title: "Previous conflict (P or Alt+↑)" }, "↑ Prev"),
       h("button", { id: "merge-next", onclick: () => go(1), title: "N or Alt+↓" }, "↓ Next"),
       h("span", { class: "spacer" }),
-      h("label", { class: "inline" }, baseToggle, "Show base"),
-      h("button", { id: "take-all-local", class: "ghost", onclick: () => { session?.takeAll("local"); changed(); } }, "Take all local"),
-      h("button", { id: "take-all-remote", class: "ghost", onclick: () => { session?.takeAll("remote"); changed(); } }, "Take all remote"),
+      h("label", { class: "inline" }, baseToggle, "Base"),
+      h("button", { id: "take-all-local", class: "ghost", onclick: () => { session?.takeAll("local"); changed(); }, title: "Take your file's side everywhere" }, "All local"),
+      h("button", { id: "take-all-remote", class: "ghost", onclick: () => { session?.takeAll("remote"); changed(); }, title: "Take the gateway's side everywhere" }, "All remote"),
       undoBtn, redoBtn,
       h("button", { id: "cancel-merge", onclick: () => void cancel(), title: "Esc: leaves the file and the conflict as they are" }, "Cancel"),
       saveBtn),
@@ -178,8 +178,8 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     redoBtn.toggleAttribute("disabled", !s.canRedo());
     heads.replaceChildren(
       showBase ? h("div", { class: "col-head base" }, h("strong", {}, "Base"), h("span", {}, `last synced · ${sideLabel(v.base, "unknown")}`)) : "",
-      h("div", { class: "col-head local" }, h("strong", {}, "Your file"), h("span", {}, sideLabel(v.local, "this computer"))),
-      h("div", { class: "col-head remote" }, h("strong", {}, "Gateway"), h("span", {}, sideLabel(v.remote, "the gateway"))),
+      h("div", { class: "col-head local" }, h("strong", {}, "Your file"), h("span", {}, `edited here · ${sideLabel(v.local, "this computer")}`)),
+      h("div", { class: "col-head remote" }, h("strong", {}, "Gateway"), h("span", {}, `pushed · ${sideLabel(v.remote, "unknown")}`)),
       h("div", { class: "col-head result" }, h("strong", {}, "Result"), h("span", {}, v.path)));
     const conflictNo = new Map(s.conflicts().map((i, n) => [i, n + 1]));
     grid.replaceChildren(...v.chunks.map((c, i) => chunkRow(s, c, i, conflictNo.get(i) ?? null, total, showBase)));

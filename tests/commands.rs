@@ -664,3 +664,87 @@ fn a_conflict_is_merged_saved_and_pushed_and_a_side_that_moved_is_shown_not_over
     h.pull_outside(&mate);
     assert_eq!(stage_text(&mate, Stage::Spec), resolved);
 }
+
+/// A team gateway on its own runtime, so that shutting the runtime down drops every connection
+/// at once, as a killed process would (a graceful stop would wait for the event streams).
+fn team_gateway(db: &Path, port: u16) -> (tokio::runtime::Runtime, u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = rt.block_on(async {
+        let store = idse_store::open(&db.to_string_lossy(), &idse_store::OpenOptions::default())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = idse_gateway::app(
+            Arc::from(store),
+            idse_gateway::Limits::default(),
+            idse_gateway::AuthMode::Open,
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    });
+    (rt, port)
+}
+
+#[test]
+fn the_live_link_comes_back_by_itself_after_the_team_gateway_restarts() {
+    let h = harness();
+    let repo = h.repo("repo", &["shop"]);
+    let dir = dir_of(&repo, "shop");
+    h.ok("add_folders", json!({"paths": [repo]}));
+    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
+    let db = h.tmp.path().join("team.sqlite3");
+    let (rt, port) = team_gateway(&db, 0);
+    let url = format!("http://127.0.0.1:{port}");
+    h.events.lock().unwrap().clear();
+    h.ok("save_settings", json!({"gatewayUrl": url, "token": null}));
+    h.wait_for("link up", |e| matches!(e, DeskEvent::Link { online: true }));
+    let id = h.ok("push", json!({"dir": dir}))["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The gateway dies: the app sees the link go down.
+    h.events.lock().unwrap().clear();
+    rt.shutdown_background();
+    h.wait_for("link down", |e| {
+        matches!(e, DeskEvent::Link { online: false })
+    });
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["gateway"]["online"], false);
+
+    // It comes back on the same address and data: the app reconnects with no one asking.
+    h.events.lock().unwrap().clear();
+    let (_rt, again) = team_gateway(&db, port);
+    assert_eq!(again, port);
+    let back = h.wait_for("link up again", |e| {
+        matches!(e, DeskEvent::Link { online: true })
+    });
+    // And a teammate's push reaches the window over the new stream.
+    let mate = h.fetch_into(&h.repo("mate", &[]), &id);
+    std::fs::write(
+        mate.stage_path(&mate.active_session().unwrap(), Stage::Spec),
+        SPEC.replace("one", "uno"),
+    )
+    .unwrap();
+    h.events.lock().unwrap().clear();
+    h.push_outside(&mate);
+    let seen = h.wait_for(
+        "teammate's push",
+        |e| matches!(e, DeskEvent::Remote { push } if push.project_name == "shop"),
+    );
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["gateway"]["online"], true);
+    assert_eq!(card(&board, "shop")["badge"], "remote_changes");
+    println!(
+        "reconnected {} ms after the restart; push seen after {} ms",
+        back.as_millis(),
+        seen.as_millis()
+    );
+}

@@ -45,6 +45,14 @@ async def main(idse: str, workspace: str) -> None:
             assert not is_error(status), status
             bad = await session.call_tool("read_stage", {"project": "demo", "stage": "design"})
             assert is_error(bad), "an unknown stage is a tool error"
+            # The pipeline docs as resources: listed, and read back as the tool wrote them.
+            resources = {str(r.uri): r for r in (await session.list_resources()).resources}
+            assert "idse://demo/spec" in resources, sorted(resources)
+            spec_resource = resources["idse://demo/spec"]
+            mime = getattr(spec_resource, "mime_type", getattr(spec_resource, "mimeType", None))
+            assert mime == "text/markdown", spec_resource
+            got = await session.read_resource("idse://demo/spec")
+            assert got.contents[0].text == text, got
             listed = await session.call_tool("list_projects", {})
             projects = json.loads(listed.content[0].text)
             assert projects[0]["project"] == "demo"

@@ -38,6 +38,12 @@ async def main(url: str, token: str, project: str) -> None:
                 "base_sha256": stage["sha256"]})
             assert is_error(stale), "a write on a stale base must be refused"
             assert "changed since you read it" in stale.content[0].text, stale
+            # The Agency copy's stages as resources: listed, and read back as written.
+            resources = {str(r.uri) for r in (await session.list_resources()).resources}
+            uri = f"idse://{project}/spec"
+            assert uri in resources, sorted(resources)
+            got = await session.read_resource(uri)
+            assert got.contents[0].text == "# Spec\nfrom a remote agent\n", got
             status = await session.call_tool("set_stage_status", {
                 "project": project, "stage": "spec", "status": "completed"})
             assert not is_error(status), status

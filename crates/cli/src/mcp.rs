@@ -8,9 +8,14 @@ use chrono::Utc;
 use idse_core::{project_status, sync, validate, Gateway, Project, Workspace};
 use idse_protocol::Stage;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+};
 use rmcp::service::RequestContext;
-use rmcp::{schemars, tool, tool_handler, tool_router, RoleServer, ServerHandler, ServiceExt};
+use rmcp::{
+    schemars, tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -91,6 +96,52 @@ impl WorkspaceServer {
             }
         }
         project.write_state(&state).map_err(fail)
+    }
+}
+
+/// `idse://PROJECT/STAGE`: a stage document of a project's active session, as a resource.
+fn resource_uri(project: &str, stage: Stage) -> String {
+    format!("idse://{project}/{}", stage.as_str())
+}
+
+fn parse_resource_uri(uri: &str) -> Result<(String, Stage), ErrorData> {
+    let bad = || {
+        ErrorData::invalid_params(
+            format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
+            None,
+        )
+    };
+    let rest = uri.strip_prefix("idse://").ok_or_else(bad)?;
+    let (project, stage) = rest.split_once('/').ok_or_else(bad)?;
+    let stage = stage.parse::<Stage>().map_err(|_| bad())?;
+    Ok((project.to_owned(), stage))
+}
+
+impl WorkspaceServer {
+    /// Every stage document that exists in each project's active session.
+    fn resources(&self) -> Result<Vec<Resource>, String> {
+        let ws = Workspace::discover(&self.root).map_err(fail)?;
+        let mut out = Vec::new();
+        for project in ws.projects().map_err(fail)? {
+            let session = project.active_session().map_err(fail)?;
+            for stage in Stage::ALL {
+                if let Some(text) = project.read_stage(&session, stage).map_err(fail)? {
+                    out.push(
+                        Resource::new(
+                            resource_uri(&project.name, stage),
+                            format!("{}/{}", project.name, stage.as_str()),
+                        )
+                        .with_description(format!(
+                            "The {stage} document of project {}, session {session}.",
+                            project.name
+                        ))
+                        .with_mime_type("text/markdown")
+                        .with_size(text.len() as u64),
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -210,9 +261,53 @@ impl WorkspaceServer {
 #[tool_handler]
 impl ServerHandler for WorkspaceServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            "IDSE pipeline documents (intent, context, spec, plan, tasks, implementation, feedback) of the local workspace.",
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
         )
+        .with_instructions(
+            "IDSE pipeline documents (intent, context, spec, plan, tasks, implementation, feedback) of the local workspace; each existing stage document is also a resource idse://PROJECT/STAGE.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = self
+            .resources()
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (name, stage) = parse_resource_uri(&request.uri)?;
+        let project = self
+            .project(Some(&name))
+            .map_err(|e| ErrorData::resource_not_found(e, None))?;
+        let session = project
+            .active_session()
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let text = project
+            .read_stage(&session, stage)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!("project {name} has no {stage} document in session {session} yet"),
+                    None,
+                )
+            })?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("text/markdown")
+        ])
+        .into())
     }
 }
 

@@ -2,12 +2,16 @@
 //! cannot push, and the open mode of an embedded gateway on loopback.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idse_protocol::content_hash;
+use idse_store::Store;
 
 use crate::{ApiError, AppState};
 
@@ -33,6 +37,42 @@ impl AuthMode {
                 "refusing to listen on {addr} without tokens: anyone who can reach it could read and overwrite every project. \
                  Create one with `idse-gateway token create --name NAME`, or listen on 127.0.0.1"
             ))
+        }
+    }
+}
+
+/// An open gateway closes once a token exists: creating the first token while it runs (with
+/// `idse-gateway token create` on the same database) must not leave it open until a restart.
+#[derive(Debug, Default)]
+pub struct OpenGate {
+    closed: AtomicBool,
+    checked: Mutex<Option<Instant>>,
+}
+
+/// How often an open gateway asks its store whether a token was created.
+const GATE_RECHECK: Duration = Duration::from_secs(1);
+
+impl OpenGate {
+    async fn is_closed(&self, store: &dyn Store) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return true;
+        }
+        {
+            let mut last = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < GATE_RECHECK) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match store.tokens().await {
+            Ok(tokens) if tokens.iter().any(|t| t.revoked_at.is_none()) => {
+                tracing::info!("a token now exists: requests need one from here on");
+                self.closed.store(true, Ordering::Relaxed);
+                true
+            }
+            // A store that cannot answer leaves the mode as it was; the request itself will
+            // meet the same store and fail with 503.
+            _ => false,
         }
     }
 }
@@ -164,7 +204,8 @@ pub(crate) async fn identify(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let open = state.auth == AuthMode::Open || req.uri().path() == "/sync/health";
+    let open = req.uri().path() == "/sync/health"
+        || (state.auth == AuthMode::Open && !state.gate.is_closed(state.store.as_ref()).await);
     let caller = if open {
         Caller {
             name: None,

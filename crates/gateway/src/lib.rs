@@ -28,6 +28,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
     pub auth: AuthMode,
+    /// Closes open mode once a token exists.
+    pub gate: Arc<auth::OpenGate>,
     /// Accepts Supabase Auth JWTs besides the gateway's own tokens.
     pub jwt: Option<JwtVerifier>,
     /// Accepted pushes, for `GET /sync/events` subscribers.
@@ -72,6 +74,7 @@ pub fn app_with(
         store,
         limits,
         auth,
+        gate: Arc::default(),
         jwt,
         events,
         metrics: Arc::default(),

@@ -9,11 +9,14 @@ use chrono::Utc;
 use idse_protocol::{content_hash, Stage, BLUEPRINT_SESSION};
 use idse_store::{PushInput, Store, StoreError};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{schemars, tool, tool_handler, tool_router, RoleServer, ServerHandler};
+use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -239,11 +242,101 @@ impl AgencyServer {
     }
 }
 
+/// `idse://PROJECT/STAGE`: a stage of a project's latest session in the Agency copy.
+fn resource_uri(project: &str, stage: Stage) -> String {
+    format!("idse://{project}/{}", stage.as_str())
+}
+
+fn parse_resource_uri(uri: &str) -> Result<(String, Stage), ErrorData> {
+    let bad = || {
+        ErrorData::invalid_params(
+            format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
+            None,
+        )
+    };
+    let rest = uri.strip_prefix("idse://").ok_or_else(bad)?;
+    let (project, stage) = rest.split_once('/').ok_or_else(bad)?;
+    let stage = stage.parse::<Stage>().map_err(|_| bad())?;
+    Ok((project.to_owned(), stage))
+}
+
 #[tool_handler]
 impl ServerHandler for AgencyServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions("The Agency copy of IDSE pipeline documents, shared by the team.")
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_instructions(
+            "The Agency copy of IDSE pipeline documents, shared by the team; each stage of a project's latest session is also a resource idse://PROJECT/STAGE.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let store_failed = |e: StoreError| ErrorData::internal_error(sentence(e), None);
+        let mut resources = Vec::new();
+        for project in self.store.projects().await.map_err(store_failed)? {
+            let snap = self
+                .store
+                .pull(project.id, None)
+                .await
+                .map_err(store_failed)?;
+            for (key, text) in &snap.artifacts {
+                let Some(stage) = Stage::from_artifact_key(key) else {
+                    continue;
+                };
+                resources.push(
+                    Resource::new(
+                        resource_uri(&project.name, stage),
+                        format!("{}/{}", project.name, stage.as_str()),
+                    )
+                    .with_description(format!(
+                        "The {stage} document of project {}, session {}, in the Agency copy.",
+                        project.name, snap.session_id
+                    ))
+                    .with_mime_type("text/markdown")
+                    .with_size(text.len() as u64),
+                );
+            }
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (name, stage) = parse_resource_uri(&request.uri)?;
+        let (id, _) = self
+            .project_id(&name)
+            .await
+            .map_err(|e| ErrorData::resource_not_found(e, None))?;
+        let snap = self
+            .store
+            .pull(id, None)
+            .await
+            .map_err(|e| ErrorData::internal_error(sentence(e), None))?;
+        let text = snap
+            .artifacts
+            .get(stage.artifact_key())
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!("project {name} has no {stage} on the gateway yet"),
+                    None,
+                )
+            })?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("text/markdown")
+        ])
+        .into())
     }
 }
 

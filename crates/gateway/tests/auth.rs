@@ -135,6 +135,37 @@ async fn open_mode_serves_clients_without_auth_headers() {
     assert_eq!(code, 200, "{body}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_gateway_closes_once_a_token_is_created_without_a_restart() {
+    let fixture = idse_store::testing::sqlite().await;
+    let gw = common::serve_with(fixture.store.clone(), Limits::default(), AuthMode::Open).await;
+    let push = json!({"project_name": "team", "artifacts": {"intent_md": "x"}});
+    assert_eq!(gw.post("/sync/push", &push).await.0, 200);
+    // The first token is made on the same database while the gateway runs, as the CLI does.
+    let token = new_token();
+    fixture
+        .store
+        .create_token("lead", &token_hash(&token), false, Utc::now())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut code = 200;
+    while std::time::Instant::now() < deadline {
+        code = gw.post("/sync/push", &push).await.0;
+        if code != 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        code, 401,
+        "an anonymous push must be refused once a token exists"
+    );
+    assert_eq!(gw.get("/sync/projects").await.0, 401);
+    assert_eq!(gw.get_as("/sync/projects", &token).await.0, 200);
+    assert_eq!(gw.get("/sync/health").await.0, 200);
+}
+
 #[tokio::test]
 async fn the_binary_manages_tokens_and_refuses_an_open_network_listener() {
     let dir = tempfile::tempdir().unwrap();

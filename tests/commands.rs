@@ -521,6 +521,13 @@ fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
     let first = revisions[1]["sha256"].as_str().unwrap();
     let old = h.ok("revision_text", json!({"dir": dir, "sha256": first}));
     assert_eq!(old["text"], SPEC);
+    assert_eq!(
+        h.err(
+            "revision_text",
+            json!({"dir": dir, "sha256": "../../sync/projects"})
+        )["code"],
+        "invalid_hash"
+    );
     assert!(old["html"].as_str().unwrap().contains("<li>one</li>"));
 
     // A restore names the text it replaces: a stale view is refused and writes nothing.

@@ -93,6 +93,7 @@ impl From<SyncError> for CommandError {
             other @ SyncError::NoConflict { .. } => Self::new("no_conflict", sentence(other.to_string())),
             other @ SyncError::LostBase { .. } => Self::new("lost_base", sentence(other.to_string())),
             other @ SyncError::LocalMoved { .. } => Self::new("local_moved", sentence(other.to_string())),
+            other @ SyncError::BadHash(_) => Self::new("invalid_hash", sentence(other.to_string())),
         }
     }
 }

@@ -252,6 +252,10 @@ pub async fn revision_text(
     gateway: &Gateway,
     sha256: &str,
 ) -> Result<String, SyncError> {
+    // The hash goes into the gateway's URL: only a real hash may.
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SyncError::BadHash(sha256.chars().take(80).collect()));
+    }
     let state = SyncState::load(project)?;
     let id =
         remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;

@@ -33,6 +33,8 @@ pub enum SyncError {
         "{stage} of project `{project}` changed on disk since it was opened; look at it again"
     )]
     LocalMoved { project: String, stage: Stage },
+    #[error("`{0}` is not a sha256 hash (64 hex digits) of a revision")]
+    BadHash(String),
     #[error("the base of {stage} (hash {hash}) is lost locally and the gateway no longer has it")]
     LostBase { stage: Stage, hash: String },
 }

@@ -451,6 +451,19 @@ fn file_edits_and_teammates_pushes_reach_the_window_within_a_second() {
     assert!(took < Duration::from_secs(1), "remote push took {took:?}");
 }
 
+/// `shop` in a repository the app holds, its spec written and pushed: (repo, dir, project id).
+fn pushed_shop(h: &Harness) -> (PathBuf, PathBuf, String) {
+    let repo = h.repo("repo", &["shop"]);
+    let dir = dir_of(&repo, "shop");
+    h.ok("add_folders", json!({"paths": [repo]}));
+    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
+    let id = h.ok("push", json!({"dir": dir}))["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (repo, dir, id)
+}
+
 fn stage_text(project: &Project, stage: Stage) -> String {
     project
         .read_stage(&project.active_session().unwrap(), stage)
@@ -466,14 +479,7 @@ fn remote_spec(h: &Harness, id: &str) -> String {
 #[test]
 fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
     let h = harness();
-    let repo = h.repo("repo", &["shop"]);
-    let dir = dir_of(&repo, "shop");
-    h.ok("add_folders", json!({"paths": [repo]}));
-    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
-    let id = h.ok("push", json!({"dir": dir}))["project_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (repo, dir, id) = pushed_shop(&h);
     let edited = SPEC.replace("- one", "- uno");
     std::fs::write(spec_path(&repo, "shop"), &edited).unwrap();
 
@@ -558,14 +564,7 @@ fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
 #[test]
 fn a_conflict_is_merged_saved_and_pushed_and_a_side_that_moved_is_shown_not_overwritten() {
     let h = harness();
-    let repo = h.repo("repo", &["shop"]);
-    let dir = dir_of(&repo, "shop");
-    h.ok("add_folders", json!({"paths": [repo]}));
-    std::fs::write(spec_path(&repo, "shop"), SPEC).unwrap();
-    let id = h.ok("push", json!({"dir": dir}))["project_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (repo, dir, id) = pushed_shop(&h);
     let mate = h.fetch_into(&h.repo("mate", &[]), &id);
     let mate_spec = mate.stage_path(&mate.active_session().unwrap(), Stage::Spec);
     let theirs = SPEC

@@ -99,22 +99,15 @@ impl WorkspaceServer {
     }
 }
 
-/// `idse://PROJECT/STAGE`: a stage document of a project's active session, as a resource.
-fn resource_uri(project: &str, stage: Stage) -> String {
-    format!("idse://{project}/{}", stage.as_str())
-}
-
 fn parse_resource_uri(uri: &str) -> Result<(String, Stage), ErrorData> {
-    let bad = || {
-        ErrorData::invalid_params(
-            format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
-            None,
-        )
-    };
-    let rest = uri.strip_prefix("idse://").ok_or_else(bad)?;
-    let (project, stage) = rest.split_once('/').ok_or_else(bad)?;
-    let stage = stage.parse::<Stage>().map_err(|_| bad())?;
-    Ok((project.to_owned(), stage))
+    Stage::from_resource_uri(uri)
+        .map(|(project, stage)| (project.to_owned(), stage))
+        .ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
+                None,
+            )
+        })
 }
 
 impl WorkspaceServer {
@@ -128,7 +121,7 @@ impl WorkspaceServer {
                 if let Some(text) = project.read_stage(&session, stage).map_err(fail)? {
                     out.push(
                         Resource::new(
-                            resource_uri(&project.name, stage),
+                            stage.resource_uri(&project.name),
                             format!("{}/{}", project.name, stage.as_str()),
                         )
                         .with_description(format!(

@@ -242,22 +242,15 @@ impl AgencyServer {
     }
 }
 
-/// `idse://PROJECT/STAGE`: a stage of a project's latest session in the Agency copy.
-fn resource_uri(project: &str, stage: Stage) -> String {
-    format!("idse://{project}/{}", stage.as_str())
-}
-
 fn parse_resource_uri(uri: &str) -> Result<(String, Stage), ErrorData> {
-    let bad = || {
-        ErrorData::invalid_params(
-            format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
-            None,
-        )
-    };
-    let rest = uri.strip_prefix("idse://").ok_or_else(bad)?;
-    let (project, stage) = rest.split_once('/').ok_or_else(bad)?;
-    let stage = stage.parse::<Stage>().map_err(|_| bad())?;
-    Ok((project.to_owned(), stage))
+    Stage::from_resource_uri(uri)
+        .map(|(project, stage)| (project.to_owned(), stage))
+        .ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
+                None,
+            )
+        })
 }
 
 #[tool_handler]
@@ -293,7 +286,7 @@ impl ServerHandler for AgencyServer {
                 };
                 resources.push(
                     Resource::new(
-                        resource_uri(&project.name, stage),
+                        stage.resource_uri(&project.name),
                         format!("{}/{}", project.name, stage.as_str()),
                     )
                     .with_description(format!(

@@ -59,6 +59,18 @@ impl Stage {
         Stage::ALL.into_iter().find(|s| s.artifact_key() == key)
     }
 
+    /// `idse://PROJECT/STAGE`: how MCP servers name a stage document as a resource.
+    pub fn resource_uri(self, project: &str) -> String {
+        format!("idse://{project}/{}", self.as_str())
+    }
+
+    /// The project and stage of an `idse://PROJECT/STAGE` resource URI.
+    pub fn from_resource_uri(uri: &str) -> Option<(&str, Stage)> {
+        let (project, stage) = uri.strip_prefix("idse://")?.split_once('/')?;
+        let stage = stage.parse().ok()?;
+        (!project.is_empty()).then_some((project, stage))
+    }
+
     /// Folder and file of this stage inside a session folder.
     pub fn relative_path(self) -> &'static str {
         match self {
@@ -111,6 +123,25 @@ pub fn content_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_uris_round_trip_and_refuse_other_shapes() {
+        for stage in Stage::ALL {
+            assert_eq!(
+                Stage::from_resource_uri(&stage.resource_uri("demo")),
+                Some(("demo", stage))
+            );
+        }
+        assert_eq!(Stage::resource_uri(Stage::Spec, "shop"), "idse://shop/spec");
+        for bad in [
+            "idse://shop",
+            "idse:///spec",
+            "file://shop/spec",
+            "idse://shop/design",
+        ] {
+            assert_eq!(Stage::from_resource_uri(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn artifact_keys_round_trip() {

@@ -4,7 +4,7 @@ import { debounce, describePull, describePush, FILTERS, filterProjects, runAll, 
 import type { CommandError, Dashboard, ProjectCard, RemoteOnly, Stage } from "./types";
 import { showPreview, showSettings } from "./view/dialogs";
 import { showDocument } from "./view/documentView";
-import { showMerge } from "./view/mergeView";
+import { REMOTE_PUSH, showMerge } from "./view/mergeView";
 import { h } from "./view/dom";
 import { attentionList, folderList, remoteOnlyList } from "./view/lists";
 import { projectRow, type RowState } from "./view/projectRow";
@@ -200,6 +200,7 @@ function setup() {
   void onDeskEvent((e) => {
     // File edits and teammates' pushes both come down to reading the board again.
     if (e.kind === "changed" || e.kind === "remote" || e.kind === "link") refreshSoon();
+    if (e.kind === "remote") document.getElementById("merge-view")?.dispatchEvent(new CustomEvent(REMOTE_PUSH, { detail: e.push }));
   });
   void refresh();
 }

@@ -145,15 +145,21 @@ export async function runAll<I, T>(
 }
 
 /** Calls `fn` once, `ms` after the last of a burst of calls. */
-export function debounce(fn: () => void, ms: number): () => void {
+export function debounce(fn: () => void, ms: number): (() => void) & { cancel(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  return () => {
+  const run = () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(() => {
       timer = undefined;
       fn();
     }, ms);
   };
+  /** Drops a pending call. */
+  run.cancel = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  return run;
 }
 
 /** The last part of a path, for narrow places; the whole path goes in the tooltip. */

@@ -2,7 +2,7 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { afterEach, describe, expect, it } from "vitest";
 import { joinSides, MergeSession, sideLabel } from "../src/merge";
 import type { ChunkView, MergeView } from "../src/types";
-import { showMerge } from "../src/view/mergeView";
+import { REMOTE_PUSH, showMerge } from "../src/view/mergeView";
 
 // jsdom lays nothing out, so it has no scrolling to do.
 Element.prototype.scrollIntoView = function () {};
@@ -179,6 +179,20 @@ describe("merge view", () => {
     expect(d.querySelector(".col-head.remote")?.textContent).toContain("cleo");
     expect(d.querySelector("#merge-remaining")?.textContent).toBe("1 of 2 conflict(s) remaining");
     expect(d.querySelector('[data-chunk="1"] .settled')?.textContent).toContain("a remote");
+  });
+
+  it("says so when a teammate pushes the same stage while the view is open", async () => {
+    mockIPC((cmd) => (cmd === "merge_view" ? view() : null));
+    await showMerge("/d", "spec", { done: () => undefined });
+    const d = document.getElementById("merge-view") as HTMLElement;
+    const push = (stages: string[], project = "checkout") => d.dispatchEvent(new CustomEvent(REMOTE_PUSH, { detail: {
+      project_id: "i", project_name: project, session_id: "s1", stages, revision: 4, author: "cleo", agent: null, pushed_at: "2026-11-23T10:00:00Z",
+    } }));
+    push(["plan"]);
+    push(["spec"], "other");
+    expect(d.querySelector(".merge-banner")?.classList.contains("hidden")).toBe(true);
+    push(["spec"]);
+    expect(d.querySelector(".merge-banner")?.textContent).toContain("cleo pushed spec again");
   });
 
   it("edits a conflict by hand and cancels without touching anything but the draft", async () => {

@@ -4,7 +4,7 @@
 import { api } from "../api";
 import { debounce } from "../model";
 import { MergeSession, sideLabel } from "../merge";
-import type { ChunkView, CommandError, MergeView, Segment, Stage, Take } from "../types";
+import type { ChunkView, CommandError, MergeView, PushEvent, Segment, Stage, Take } from "../types";
 import { segments } from "./diff";
 import { closeDialog, h, sheet } from "./dom";
 
@@ -12,6 +12,9 @@ export interface MergeHooks {
   /** The merge ended (saved, or left); the dashboard reads itself again and shows `message`. */
   done(level: "ok" | "warning", message: string): void;
 }
+
+/** The DOM event the dashboard sends an open merge view when a teammate pushes. */
+export const REMOTE_PUSH = "idse:remote-push";
 
 /** Unchanged runs longer than this are folded to their first and last lines. */
 const FOLD_OVER = 12;
@@ -242,6 +245,8 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     const s = session;
     const text = s?.text();
     if (!s || text === null || text === undefined || saving) return;
+    // A draft saved after the merge would come back as a stale one: the core drops the draft.
+    saveDraft.cancel();
     saving = true;
     draw();
     try {
@@ -266,6 +271,7 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
   }
 
   async function cancel() {
+    saveDraft.cancel();
     if (session) {
       // The choices so far stay as a draft: the merge can be resumed; file and conflict are untouched.
       await api.saveMergeDraft(dir, stage, session.draft()).catch(() => undefined);
@@ -278,6 +284,12 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
   }
 
   baseToggle.addEventListener("change", () => draw());
+  // A teammate pushed while this view is open (forwarded by the dashboard's live link).
+  d.addEventListener(REMOTE_PUSH, (e) => {
+    const push = (e as CustomEvent<PushEvent>).detail;
+    if (!session || push.project_name !== session.view.project || !push.stages.includes(stage)) return;
+    say(`${push.author ?? "Someone"} pushed ${stage} again just now. Save & push will not overwrite it: it shows you their new text to merge first.`);
+  });
   d.addEventListener("cancel", (e) => { e.preventDefault(); void cancel(); });
   d.addEventListener("keydown", (e) => {
     const inField = (e.target as HTMLElement).closest("textarea, input");

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use idse_core::document::{
-    self, conflict_base, discard_draft, merge_view, render_markdown, restore_revision,
-    revision_text, save_draft, stage_document, stage_history, DraftChoice, MergeDraft, MergeView,
-    Restored, Revision, StageDocument,
+    conflict_base, discard_draft, merge_view, render_markdown, restore_revision, revision_text,
+    save_draft, stage_document, stage_history, DraftChoice, MergeDraft, MergeView, Restored,
+    Revision, StageDocument,
 };
 use idse_core::{MergeSave, Project, PushReport};
 use idse_protocol::{RevisionInfo, Stage};
@@ -109,14 +109,13 @@ impl Desk {
         let gateway = self.gateway_client();
         let base = conflict_base(project, &gateway, stage).await?;
         // Who wrote each side comes from the history; without the gateway the view still opens.
-        let history: Vec<RevisionInfo> =
-            match document::stage_history(project, &gateway, stage).await {
-                Ok(revisions) => revisions.into_iter().map(|r| r.info).collect(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "no history for the merge labels");
-                    Vec::new()
-                }
-            };
+        let history: Vec<RevisionInfo> = match stage_history(project, &gateway, stage).await {
+            Ok(revisions) => revisions.into_iter().map(|r| r.info).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "no history for the merge labels");
+                Vec::new()
+            }
+        };
         let session = project.active_session()?;
         let agent = project
             .state()?

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,40 @@ def stage_file(root: Path, project: str, rel: str) -> Path:
     session = root / ".idse" / "projects" / project / "CURRENT_SESSION"
     name = session.read_text().strip() if session.exists() else sorted(p.name for p in base.iterdir())[-1]
     return base / name / rel
+
+
+# Scrolls an element (the page when no selector is given) top to bottom, 120 px per animation
+# frame, and answers the time between frames (ms), at most `limit` of them.
+_SCROLL = """
+const [selector, limit, done] = arguments;
+const el = selector ? document.querySelector(selector) : document.scrollingElement;
+const gaps = []; let last = performance.now();
+el.scrollTop = 0;
+function step(now) {
+  gaps.push(now - last); last = now;
+  el.scrollTop += 120;
+  if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1 || gaps.length > limit) done(gaps.slice(1));
+  else requestAnimationFrame(step);
+}
+requestAnimationFrame(step);
+"""
+
+# A column of plain text over the whole window: what scrolling costs in this window at all.
+_PLAIN = """
+const el = document.createElement('pre');
+el.id = 'plain-probe';
+el.style.cssText = 'position:fixed;inset:0;margin:0;overflow:auto;z-index:99;background:Canvas';
+el.textContent = Array.from({length: 5000}, (_, i) => 'Line ' + i + ': plain text of the same kind.').join('\\n');
+document.body.append(el);
+"""
+
+
+def frame_summary(frames: list) -> str:
+    """"N frames, median, p95 and max" of frame times in ms."""
+    frames = sorted(frames)
+    p95 = frames[max(0, int(len(frames) * 0.95) - 1)]
+    return (f"{len(frames)} frames, median {statistics.median(frames):.1f} ms, "
+            f"p95 {p95:.1f} ms, max {frames[-1]:.1f} ms")
 
 
 class Desk:
@@ -87,6 +122,17 @@ class Desk:
         self.click("#settings-dialog footer button")
         self.wait.until(lambda d: not self.css("#settings-dialog"))
         return url
+
+    def scroll_frames(self, selector: str | None, limit: int) -> list:
+        """Frame times (ms) while scrolling `selector` (or the page) from top to bottom."""
+        return self.driver.execute_async_script(_SCROLL, selector, limit)
+
+    def plain_text_frames(self, limit: int) -> list:
+        """Frame times (ms) of the same scroll over one column of plain text, then removed."""
+        self.driver.execute_script(_PLAIN)
+        frames = self.scroll_frames("#plain-probe", limit)
+        self.driver.execute_script("document.getElementById('plain-probe').remove();")
+        return frames
 
     def shot(self, path: Path) -> Path:
         self.driver.save_screenshot(str(path))

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import Desk, desk, stage_file
+from harness import Desk, desk, frame_summary, stage_file
 
 APP, IDSE, SHOTS = (Path(a).resolve() for a in sys.argv[1:4])
 
@@ -191,42 +191,15 @@ def main() -> None:
             in_page = int(d.read("body", "data-merge-open-ms"))
             assert (d.read("#merge-remaining") or "").startswith("20 of 20"), d.read("#merge-remaining")
             opens.append((in_page, seen_s))
-            frames = d.driver.execute_async_script("""
-                const done = arguments[arguments.length - 1];
-                const grid = document.querySelector('#merge-view .merge-grid');
-                const gaps = []; let last = performance.now();
-                grid.scrollTop = 0;
-                function step(now) {
-                  gaps.push(now - last); last = now;
-                  grid.scrollTop += 120;
-                  if (grid.scrollTop + grid.clientHeight >= grid.scrollHeight - 1 || gaps.length > 2000) done(gaps.slice(1));
-                  else requestAnimationFrame(step);
-                }
-                requestAnimationFrame(step);
-            """)
+            frames = d.scroll_frames("#merge-view .merge-grid", 2000)
             nodes = d.driver.execute_script("return document.querySelectorAll('#merge-view *').length;")
             d.click("#cancel-merge")
             d.wait.until(lambda _: not d.exists("#merge-view"))
         # What scrolling costs in this window at all: one column of plain text, same steps.
-        plain = d.driver.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            const el = document.createElement('pre');
-            el.style.cssText = 'position:fixed;inset:0;margin:0;overflow:auto;z-index:99;background:Canvas';
-            el.textContent = Array.from({length: 5000}, (_, i) => 'Line ' + i + ': plain text of the same kind.').join('\\n');
-            document.body.append(el);
-            const gaps = []; let last = performance.now();
-            function step(now) {
-              gaps.push(now - last); last = now; el.scrollTop += 120;
-              if (gaps.length > 60) { el.remove(); done(gaps.slice(1)); } else requestAnimationFrame(step);
-            }
-            requestAnimationFrame(step);
-        """)
-        frames.sort()
-        p95 = frames[int(len(frames) * 0.95) - 1] if frames else 0
+        plain = d.plain_text_frames(60)
         print("merge view, 5,000 lines / 20 conflicts: open "
               + ", ".join(f"{ms} ms in page ({s * 1000:.0f} ms click-to-painted via WebDriver)" for ms, s in opens)
-              + f"; scroll {len(frames)} frames, median {statistics.median(frames):.1f} ms, p95 {p95:.1f} ms, "
-              f"max {max(frames):.1f} ms; {nodes} elements in the view; "
+              + f"; scroll {frame_summary(frames)}; {nodes} elements in the view; "
               f"plain-text scroll in this window: median {statistics.median(plain):.1f} ms per frame")
         print(f"e2e merge ok: screenshots in {SHOTS}")
 

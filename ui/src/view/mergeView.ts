@@ -158,10 +158,11 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     if (!session || focus === null) return;
     const at = focus;
     session.take(at, t);
-    changed();
     // After settling one, move on to the next open conflict, as a merge editor does.
     const next = session.step(at, 1);
-    if (next !== null && session.isOpen(next)) { focus = next; draw(); reveal(next); }
+    if (next !== null && session.isOpen(next)) focus = next;
+    changed();
+    if (focus !== at) reveal(focus);
   }
 
   function draw() {

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod embedded;
 pub mod error;
 pub mod live;
+pub mod rendering;
 pub mod settings;
 pub mod watch;
 
@@ -55,12 +56,28 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
 
 /// Starts the app.
 pub fn run() {
+    // First, while the process is still single-threaded (setting a variable is only sound
+    // then); WebKit's web process inherits it.
+    let cpu_rendering = cfg!(target_os = "linux")
+        && rendering::wants_cpu_rendering(
+            std::env::var_os("IDSE_DESK_RENDERING").as_deref(),
+            std::env::var_os(rendering::WEBKIT_CPU_RENDERING).is_some(),
+            std::path::Path::new("/dev/dri"),
+        );
+    if cpu_rendering {
+        std::env::set_var(rendering::WEBKIT_CPU_RENDERING, "1");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    if cpu_rendering {
+        tracing::info!(
+            "no GPU render node: WebKit paints on the CPU (IDSE_DESK_RENDERING=gpu to change)"
+        );
+    }
     let home = home(
         std::env::var_os("IDSE_DESK_HOME").map(PathBuf::from),
         dirs::data_dir(),

@@ -242,15 +242,11 @@ impl AgencyServer {
     }
 }
 
+/// The project and stage a resource URI names, or the protocol's sentence on why it names none.
 fn parse_resource_uri(uri: &str) -> Result<(String, Stage), ErrorData> {
     Stage::from_resource_uri(uri)
         .map(|(project, stage)| (project.to_owned(), stage))
-        .ok_or_else(|| {
-            ErrorData::invalid_params(
-                format!("`{uri}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them"),
-                None,
-            )
-        })
+        .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
 }
 
 #[tool_handler]

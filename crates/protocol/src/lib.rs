@@ -6,7 +6,7 @@ mod stage;
 mod wire;
 
 pub use names::{validate_project_name, validate_session_id, NameError};
-pub use stage::{artifact_key_stage, content_hash, Stage, UnknownStage};
+pub use stage::{artifact_key_stage, content_hash, NotAStageResource, Stage, UnknownStage};
 pub use wire::*;
 
 /// The session a push lands in when it names none.

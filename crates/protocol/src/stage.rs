@@ -65,10 +65,13 @@ impl Stage {
     }
 
     /// The project and stage of an `idse://PROJECT/STAGE` resource URI.
-    pub fn from_resource_uri(uri: &str) -> Option<(&str, Stage)> {
-        let (project, stage) = uri.strip_prefix("idse://")?.split_once('/')?;
-        let stage = stage.parse().ok()?;
-        (!project.is_empty()).then_some((project, stage))
+    pub fn from_resource_uri(uri: &str) -> Result<(&str, Stage), NotAStageResource> {
+        let parsed = (|| {
+            let (project, stage) = uri.strip_prefix("idse://")?.split_once('/')?;
+            let stage = stage.parse().ok()?;
+            (!project.is_empty()).then_some((project, stage))
+        })();
+        parsed.ok_or_else(|| NotAStageResource(uri.to_owned()))
     }
 
     /// Folder and file of this stage inside a session folder.
@@ -97,6 +100,11 @@ impl fmt::Display for Stage {
     "`{0}` is not a stage; use one of intent, context, spec, plan, tasks, implementation, feedback"
 )]
 pub struct UnknownStage(pub String);
+
+/// A resource URI that does not name a stage document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a stage resource; resources are idse://PROJECT/STAGE, as resources/list gives them")]
+pub struct NotAStageResource(pub String);
 
 impl FromStr for Stage {
     type Err = UnknownStage;
@@ -129,7 +137,7 @@ mod tests {
         for stage in Stage::ALL {
             assert_eq!(
                 Stage::from_resource_uri(&stage.resource_uri("demo")),
-                Some(("demo", stage))
+                Ok(("demo", stage))
             );
         }
         assert_eq!(Stage::resource_uri(Stage::Spec, "shop"), "idse://shop/spec");
@@ -139,7 +147,11 @@ mod tests {
             "file://shop/spec",
             "idse://shop/design",
         ] {
-            assert_eq!(Stage::from_resource_uri(bad), None, "{bad}");
+            assert_eq!(
+                Stage::from_resource_uri(bad),
+                Err(NotAStageResource(bad.to_owned())),
+                "{bad}"
+            );
         }
     }
 

@@ -7,12 +7,12 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use idse_core::document::{
-    conflict_base, discard_draft, merge_view, render_markdown, restore_revision, revision_text,
-    save_draft, stage_document, stage_history, DraftChoice, MergeDraft, MergeView, Restored,
-    Revision, StageDocument,
+    discard_draft, merge_view, render_markdown, restore_revision, revision_text, save_draft,
+    stage_document, stage_history, DraftChoice, MergeDraft, MergeView, Restored, Revision,
+    StageDocument,
 };
 use idse_core::{MergeSave, Project, PushReport};
-use idse_protocol::{RevisionInfo, Stage};
+use idse_protocol::Stage;
 use serde::Serialize;
 
 use crate::desk::Desk;
@@ -39,13 +39,6 @@ pub enum MergeSaved {
         reason: String,
         view: Box<MergeView>,
     },
-}
-
-fn modified(path: &Path) -> Option<DateTime<Utc>> {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .map(DateTime::<Utc>::from)
 }
 
 impl Desk {
@@ -106,24 +99,7 @@ impl Desk {
         project: &Project,
         stage: Stage,
     ) -> Result<MergeView, CommandError> {
-        let gateway = self.gateway_client();
-        let base = conflict_base(project, &gateway, stage).await?;
-        // Who wrote each side comes from the history; without the gateway the view still opens.
-        let history: Vec<RevisionInfo> = match stage_history(project, &gateway, stage).await {
-            Ok(revisions) => revisions.into_iter().map(|r| r.info).collect(),
-            Err(e) => {
-                tracing::debug!(error = %e, "no history for the merge labels");
-                Vec::new()
-            }
-        };
-        let session = project.active_session()?;
-        let agent = project
-            .state()?
-            .get("last_agent")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let at = modified(&project.stage_path(&session, stage));
-        Ok(merge_view(project, stage, &base, &history, agent, at)?)
+        Ok(merge_view(project, &self.gateway_client(), stage).await?)
     }
 
     pub async fn merge_view(&self, dir: &Path, stage: Stage) -> Result<MergeView, CommandError> {

@@ -87,10 +87,7 @@ pub fn project_card(
     let mut stages = Vec::with_capacity(status.stages.len());
     for row in status.stages {
         let path = project.stage_path(&status.session, row.stage);
-        let modified = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .map(DateTime::<Utc>::from);
+        let modified = modified_at(&path);
         let changed = matches!(
             row.sync,
             SyncStatus::LocalChanges | SyncStatus::Both | SyncStatus::NeverPushed
@@ -265,6 +262,14 @@ pub fn attention(cards: &[ProjectCard], now: DateTime<Utc>) -> Vec<Attention> {
     }
     out.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.project.cmp(&b.project)));
     out
+}
+
+/// When the file at `path` was last written, if it exists.
+pub fn modified_at(path: &Path) -> Option<DateTime<Utc>> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(DateTime::<Utc>::from)
 }
 
 /// Sets a file's modification time: how tests age a stage without sleeping.

@@ -8,6 +8,7 @@ use idse_protocol::{content_hash, RevisionInfo, Stage};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
+use crate::board::modified_at;
 use crate::gateway::Gateway;
 use crate::merge::{merge3, ChunkKind, MergeChunk, MergeOptions};
 use crate::sync::{self, local_status, remote_id, with_remote, SyncError, SyncState, SyncStatus};
@@ -379,9 +380,12 @@ fn draft_path(project: &Project, session: &str, stage: Stage) -> std::path::Path
         .join(format!("{}.json", stage.artifact_key()))
 }
 
-pub fn load_draft(project: &Project, stage: Stage) -> Result<Option<MergeDraft>, WorkspaceError> {
-    let session = project.active_session()?;
-    let path = draft_path(project, &session, stage);
+fn load_draft(
+    project: &Project,
+    session: &str,
+    stage: Stage,
+) -> Result<Option<MergeDraft>, WorkspaceError> {
+    let path = draft_path(project, session, stage);
     let Some(text) = read_optional(&path)? else {
         return Ok(None);
     };
@@ -412,16 +416,14 @@ pub fn discard_draft(project: &Project, stage: Stage) -> Result<(), WorkspaceErr
     }
 }
 
-/// The three sides of a conflicted stage, merged into chunks. `history` (the stage's revisions,
-/// possibly empty when the gateway is away) names who wrote the base and the remote side;
-/// `local_at` is when the local file was last written.
-pub fn merge_view(
+/// The three sides of a conflicted stage, merged into chunks, each side labelled with who
+/// wrote it and when: the base and the remote from the gateway's history (left out when the
+/// gateway is away; the view still opens), the local file from the project's last agent and
+/// the file's modification time. The base is kept locally or asked of the gateway by hash.
+pub async fn merge_view(
     project: &Project,
+    gateway: &Gateway,
     stage: Stage,
-    base: &str,
-    history: &[RevisionInfo],
-    local_agent: Option<String>,
-    local_at: Option<DateTime<Utc>>,
 ) -> Result<MergeView, SyncError> {
     let session = project.active_session()?;
     let state = SyncState::load(project)?;
@@ -431,6 +433,33 @@ pub fn merge_view(
             stage,
         });
     }
+    let id = remote_id(project, &state)?;
+    let base = sync::base_text(
+        &state,
+        gateway,
+        id.as_deref().unwrap_or_default(),
+        &session,
+        stage,
+    )
+    .await?
+    .unwrap_or_default();
+    let history = match &id {
+        Some(id) => match gateway.history(id, Some(stage), Some(&session)).await {
+            Ok(history) => history.revisions,
+            Err(e) => {
+                tracing::debug!(error = %e, "no history for the merge labels");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let local_agent = project
+        .state()?
+        .get("last_agent")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let path = project.stage_path(&session, stage);
+    let local_at = modified_at(&path);
     let local = project.read_stage(&session, stage)?.unwrap_or_default();
     let remote = state.remote_text(&session, stage)?.unwrap_or_default();
     let label = |text: &str| {
@@ -449,7 +478,7 @@ pub fn merge_view(
             },
         }
     };
-    let merged = merge3(base, &local, &remote, &MergeOptions::default());
+    let merged = merge3(&base, &local, &remote, &MergeOptions::default());
     let chunks = merged
         .chunks
         .into_iter()
@@ -469,8 +498,7 @@ pub fn merge_view(
         project: project.name.clone(),
         session: session.clone(),
         stage,
-        path: project.stage_path(&session, stage),
-        base: label(base),
+        base: label(&base),
         local: SideLabel {
             hash: content_hash(&local),
             author: None,
@@ -480,22 +508,9 @@ pub fn merge_view(
         remote: label(&remote),
         chunks,
         conflicts: merged.conflicts,
-        draft: load_draft(project, stage)?,
+        draft: load_draft(project, &session, stage)?,
+        path,
     })
-}
-
-/// The base text of a conflicted stage: kept locally, or asked of the gateway by hash.
-pub async fn conflict_base(
-    project: &Project,
-    gateway: &Gateway,
-    stage: Stage,
-) -> Result<String, SyncError> {
-    let session = project.active_session()?;
-    let state = SyncState::load(project)?;
-    let id = remote_id(project, &state)?.unwrap_or_default();
-    Ok(sync::base_text(&state, gateway, &id, &session, stage)
-        .await?
-        .unwrap_or_default())
 }
 
 #[cfg(test)]

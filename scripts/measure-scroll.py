@@ -29,7 +29,7 @@ def main() -> None:
         print(f"dashboard: 100 projects, {cards} stage cards, {nodes} elements")
         print(f"dashboard scroll: {frame_summary(d.scroll_frames(None, 400))}")
         print(f"plain text in a scrolling box (baseline): {frame_summary(d.plain_text_frames(400))}")
-        print(f"plain text as the page (baseline): {frame_summary(d.plain_page_frames(400))}")
+        print(f"plain text as the page (baseline): {frame_summary(d.plain_text_frames(400, as_page=True))}")
 
 
 if __name__ == "__main__":

@@ -51,33 +51,23 @@ function step(now) {
 requestAnimationFrame(step);
 """
 
-# A column of plain text over the whole window: what scrolling costs in this window at all.
+# One column of 5,000 lines of plain text, in a scrolling box over the window or as the page
+# itself (the app's elements hidden meanwhile): WebKit scrolls the page by tiles but repaints a
+# scrolling box, so these are the two floors of scrolling in this window.
 _PLAIN = """
+const asPage = arguments[0];
+if (asPage) for (const e of document.body.children) { e.dataset.probeHidden = e.style.display; e.style.display = 'none'; }
 const el = document.createElement('pre');
 el.id = 'plain-probe';
-el.style.cssText = 'position:fixed;inset:0;margin:0;overflow:auto;z-index:99;background:Canvas';
+el.style.cssText = asPage ? 'margin:0' : 'position:fixed;inset:0;margin:0;overflow:auto;z-index:99;background:Canvas';
 el.textContent = Array.from({length: 5000}, (_, i) => 'Line ' + i + ': plain text of the same kind.').join('\\n');
 document.body.append(el);
 """
 
-# The same text as the page itself (the window's cheapest scroll: WebKit scrolls the page by
-# tiles, while a scrolling box repaints what it shows); the app's own elements are hidden
-# meanwhile and come back after.
-_PLAIN_PAGE = """
-for (const e of document.body.children) e.dataset.probeHidden = e.style.display || '-';
-for (const e of document.body.children) e.style.display = 'none';
-const el = document.createElement('pre');
-el.id = 'plain-page-probe';
-el.style.cssText = 'margin:0';
-el.textContent = Array.from({length: 5000}, (_, i) => 'Line ' + i + ': plain text of the same kind.').join('\\n');
-document.body.append(el);
-"""
-
-_PLAIN_PAGE_UNDO = """
-document.getElementById('plain-page-probe').remove();
+_PLAIN_UNDO = """
+document.getElementById('plain-probe').remove();
 for (const e of document.body.children) {
-  e.style.display = e.dataset.probeHidden === '-' ? '' : e.dataset.probeHidden;
-  delete e.dataset.probeHidden;
+  if ('probeHidden' in e.dataset) { e.style.display = e.dataset.probeHidden; delete e.dataset.probeHidden; }
 }
 """
 
@@ -148,18 +138,11 @@ class Desk:
         """Frame times (ms) while scrolling `selector` (or the page) from top to bottom."""
         return self.driver.execute_async_script(_SCROLL, selector, limit)
 
-    def plain_text_frames(self, limit: int) -> list:
-        """Frame times (ms) of the same scroll over one column of plain text, then removed."""
-        self.driver.execute_script(_PLAIN)
-        frames = self.scroll_frames("#plain-probe", limit)
-        self.driver.execute_script("document.getElementById('plain-probe').remove();")
-        return frames
-
-    def plain_page_frames(self, limit: int) -> list:
-        """Frame times (ms) of the same scroll when the plain text is the page itself."""
-        self.driver.execute_script(_PLAIN_PAGE)
-        frames = self.scroll_frames(None, limit)
-        self.driver.execute_script(_PLAIN_PAGE_UNDO)
+    def plain_text_frames(self, limit: int, as_page: bool = False) -> list:
+        """Frame times (ms) of the same scroll over plain text (see `_PLAIN`), then removed."""
+        self.driver.execute_script(_PLAIN, as_page)
+        frames = self.scroll_frames(None if as_page else "#plain-probe", limit)
+        self.driver.execute_script(_PLAIN_UNDO)
         return frames
 
     def shot(self, path: Path) -> Path:

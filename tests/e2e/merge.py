@@ -197,7 +197,7 @@ def main() -> None:
             d.wait.until(lambda _: not d.exists("#merge-view"))
         # What scrolling costs in this window at all: one column of plain text, same steps.
         plain = d.plain_text_frames(60)
-        plain_page = d.plain_page_frames(60)
+        plain_page = d.plain_text_frames(60, as_page=True)
         print("merge view, 5,000 lines / 20 conflicts: open "
               + ", ".join(f"{ms} ms in page ({s * 1000:.0f} ms click-to-painted via WebDriver)" for ms, s in opens)
               + f"; scroll {frame_summary(frames)}; {nodes} elements in the view; "

@@ -4,7 +4,8 @@
 //! `cargo bench -p idse-gateway --bench sync` — prints p50/p99 latency and requests/s for a
 //! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients. Each client owns a
 //! project and pushes with base hashes, as the IDSE client does. `IDSE_BENCH_SCALE=0.2` shortens it;
-//! `IDSE_BENCH_STORES=postgres` runs one store.
+//! `IDSE_BENCH_STORES=postgres` runs one store,
+//! `IDSE_BENCH_OPS=push,pull` some operations.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -35,6 +36,10 @@ enum Op {
     /// All seven texts sent and changed.
     PushAllChanged,
     Pull,
+    /// `GET` of a path with no route: HTTP on loopback and the gateway's layers, no store.
+    Floor,
+    /// `GET /sync/health`: one store round trip.
+    Health,
 }
 
 fn text(stage: &str, client: usize, version: u64) -> String {
@@ -113,6 +118,8 @@ impl Client {
     fn bodies(&mut self, op: Op, count: usize) -> Vec<(&'static str, Bytes)> {
         (0..count)
             .map(|_| match op {
+                Op::Floor => ("/sync/none", Bytes::new()),
+                Op::Health => ("/sync/health", Bytes::new()),
                 Op::Pull => (
                     "/sync/pull",
                     Bytes::from(json!({"project_id": self.project_id}).to_string()),
@@ -153,17 +160,22 @@ impl Client {
     }
 
     async fn send(&self, path: &str, body: Bytes) {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let url = format!("{}{path}", self.url);
+        let (req, expected) = match path {
+            "/sync/none" => (self.http.get(url), 404),
+            "/sync/health" => (self.http.get(url), 200),
+            _ => (
+                self.http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body),
+                200,
+            ),
+        };
+        let res = req.send().await.unwrap();
         let status = res.status();
         let answer = res.bytes().await.unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(status, expected, "{}", String::from_utf8_lossy(&answer));
     }
 }
 
@@ -259,11 +271,24 @@ async fn main() {
     for (label, args) in stores {
         let (_child, url) = start(&args).await;
         for (op, name) in [
+            (Op::Floor, "no route (HTTP floor)"),
+            (Op::Health, "health (one store round trip)"),
             (Op::PushOneChanged, "push (1 of 7 changed)"),
             (Op::PushAllChanged, "push (7 of 7 changed)"),
             (Op::Pull, "pull"),
         ] {
-            for clients in [1usize, 16] {
+            // IDSE_BENCH_OPS=push,pull limits the run to operations whose name starts so.
+            if let Ok(only) = std::env::var("IDSE_BENCH_OPS") {
+                if !only.split(',').any(|o| name.starts_with(o.trim())) {
+                    continue;
+                }
+            }
+            let counts: &[usize] = if matches!(op, Op::Floor | Op::Health) {
+                &[1]
+            } else {
+                &[1, 16]
+            };
+            for &clients in counts {
                 let per_client = if clients == 1 { n(2000) } else { n(250) };
                 let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
                 let f = measure(&url, op, clients, per_client, &run).await;

@@ -28,8 +28,8 @@ pub struct SqliteStore {
     _checkpoints: Arc<Checkpoints>,
 }
 
-/// Checkpoints the WAL in the background, so no push waits for a checkpoint's fsync; stops
-/// with the last clone of the store.
+/// Checkpoints the WAL in the background, so no push waits for a whole checkpoint; stops with
+/// the last clone of the store.
 #[derive(Debug)]
 struct Checkpoints(tokio::task::AbortHandle);
 
@@ -39,16 +39,36 @@ impl Drop for Checkpoints {
     }
 }
 
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// WAL frames (4 KiB pages) past which a round finishes on the writer: 64 MiB.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
 impl Checkpoints {
-    fn start(pool: SqlitePool) -> Self {
+    /// Each round copies the WAL into the database from `background`, which pushes do not wait
+    /// for. The WAL starts over only at a push that begins with every frame copied; under
+    /// steady pushes the background copy never catches up with the frames appended meanwhile,
+    /// so the WAL would grow without end (measured: 100 MiB after 2,000 back-to-back pushes).
+    /// Past `restart_frames` the round therefore ends on the `writer` connection, between two
+    /// pushes, where it copies what is left and the next push starts the WAL over.
+    fn start(
+        background: SqlitePool,
+        writer: SqlitePool,
+        file: Option<std::path::PathBuf>,
+        restart_frames: i64,
+    ) -> Self {
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
             loop {
                 tick.tick().await;
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
+                let round = match checkpoint(&background).await {
+                    Ok(frames) if frames >= restart_frames => {
+                        finish_round(&background, &writer, file.as_deref(), frames).await
+                    }
+                    other => other,
+                };
+                if let Err(e) = round {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
             }
@@ -57,12 +77,72 @@ impl Checkpoints {
     }
 }
 
+/// Frames a round may leave for the writer to copy: 512 KiB.
+const FINISH_FRAMES: i64 = 128;
+
+/// Ends a round on the writer, which pushes wait for. The background copies again first while
+/// pushes keep appending (each pass has less to copy, so less is appended during it) and syncs
+/// the files, so the writer copies and syncs only the last few frames: measured under
+/// back-to-back pushes, the writer's part went from 40–100 ms to about 20 ms, once per 64 MiB
+/// of WAL.
+async fn finish_round(
+    background: &SqlitePool,
+    writer: &SqlitePool,
+    file: Option<&std::path::Path>,
+    mut frames: i64,
+) -> Result<i64, sqlx::Error> {
+    for _ in 0..8 {
+        let now = checkpoint(background).await?;
+        let appended = now - frames;
+        frames = now;
+        if appended <= FINISH_FRAMES {
+            break;
+        }
+    }
+    // The passes above leave the database file unsynced (SQLite syncs it only when a pass
+    // copied the whole WAL, which under load none does), and the WAL holds what was appended
+    // meanwhile. Syncing both here, off the writer, leaves the writer a few pages to sync
+    // instead of tens of MiB.
+    if let Some(file) = file {
+        let mut wal = file.as_os_str().to_owned();
+        wal.push("-wal");
+        let files = [file.to_owned(), std::path::PathBuf::from(wal)];
+        let synced = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .try_for_each(|f| std::fs::OpenOptions::new().write(true).open(f)?.sync_data())
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = synced.map_err(std::io::Error::other) {
+            tracing::warn!(error = %e, "syncing the database files failed");
+        }
+    }
+    checkpoint(writer).await
+}
+
+/// A passive checkpoint; answers how many frames the WAL holds.
+async fn checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await?;
+    Ok(frames)
+}
+
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, p.created_at, \
      p.updated_at, p.last_synced, p.last_agent, p.last_author, p.last_session_id, p.revision";
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
     pub async fn open(location: &str, options: &OpenOptions) -> Result<Self, StoreError> {
+        Self::open_with(location, options, WAL_RESTART_FRAMES).await
+    }
+
+    async fn open_with(
+        location: &str,
+        options: &OpenOptions,
+        restart_frames: i64,
+    ) -> Result<Self, StoreError> {
         let base = if location.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(location)?
         } else {
@@ -77,9 +157,14 @@ impl SqliteStore {
                 SqliteSynchronous::Normal
             })
             .busy_timeout(std::time::Duration::from_secs(10))
+            // A WAL that grew under load is cut back to this when it starts over.
+            .pragma("journal_size_limit", "67108864")
             .foreign_keys(true);
+        // No liveness ping before each use (a hop to SQLite's worker thread): a connection to a
+        // local file does not go stale, and a broken one fails the query itself.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(
                 options
                     .acquire_timeout
@@ -90,6 +175,7 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.clamp(1, 8))
+            .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone().read_only(true))
             .await?;
@@ -97,10 +183,21 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
+        // The database's own file ("" for an in-memory database).
+        let (_, _, file): (i64, String, String) = sqlx::query_as("PRAGMA database_list")
+            .fetch_one(&checkpointer)
+            .await?;
+        let file = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
+        let checkpoints = Arc::new(Checkpoints::start(
+            checkpointer,
+            writer.clone(),
+            file,
+            restart_frames,
+        ));
         Ok(Self {
             writer,
             reader,
-            _checkpoints: Arc::new(Checkpoints::start(checkpointer)),
+            _checkpoints: checkpoints,
         })
     }
 }
@@ -522,4 +619,59 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
             .map(from_micros)
             .transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The WAL header's checkpoint sequence, which grows by one each time the WAL starts over.
+    fn wal_sequence(db: &std::path::Path) -> u32 {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let header = std::fs::read(wal).unwrap();
+        u32::from_be_bytes([header[12], header[13], header[14], header[15]])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wal_starts_over_under_steady_pushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gateway.sqlite3");
+        let store = SqliteStore::open_with(db.to_str().unwrap(), &OpenOptions::default(), 64)
+            .await
+            .unwrap();
+        let mut input = PushInput {
+            project_name: "steady".to_owned(),
+            session_id: idse_protocol::BLUEPRINT_SESSION.to_owned(),
+            ..PushInput::default()
+        };
+        let now = Utc::now();
+        let body = "A line of a stage document, long enough to take some pages.\n".repeat(150);
+        input
+            .artifacts
+            .insert("spec_md".to_owned(), "0\n".to_owned());
+        input.project_id = Some(store.push(input.clone(), now).await.unwrap().project_id);
+        let first = wal_sequence(&db);
+        // Back to back for three checkpoint rounds: no pause lets a background copy finish.
+        let started = std::time::Instant::now();
+        let mut version = 1;
+        while started.elapsed() < CHECKPOINT_EVERY * 3 {
+            input
+                .artifacts
+                .insert("spec_md".to_owned(), format!("{version}\n{body}"));
+            store.push(input.clone(), now).await.unwrap();
+            version += 1;
+        }
+        assert!(
+            wal_sequence(&db) > first,
+            "the WAL never started over during {version} pushes"
+        );
+        let pulled = store.pull(input.project_id.unwrap(), None).await.unwrap();
+        assert_eq!(
+            pulled.artifacts["spec_md"],
+            format!("{}\n{body}", version - 1)
+        );
+    }
 }

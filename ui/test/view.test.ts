@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { attentionList, folderList } from "../src/view/lists";
 import { projectRow } from "../src/view/projectRow";
 import { stageCard } from "../src/view/stageCard";
+import { closeDialog, page } from "../src/view/dom";
 import { project, stage } from "./fixtures";
 
 describe("stage card", () => {
@@ -66,5 +67,23 @@ describe("lists", () => {
     expect(el.textContent).toContain("missing: moved or deleted?");
     (el.querySelector("li.missing button") as HTMLButtonElement).click();
     expect(remove).toHaveBeenCalledWith({ path: "/gone", missing: true });
+  });
+});
+
+describe("page views", () => {
+  it("stand in for the dashboard until closed, and replace one with the same id", () => {
+    const dashboard = document.createElement("main");
+    document.body.append(dashboard);
+    const first = page("merge-view", "merge", document.createTextNode("first"));
+    expect(document.body.classList.contains("paged")).toBe(true);
+    expect(document.activeElement).toBe(first);
+    const second = page("merge-view", "merge", document.createTextNode("second"));
+    expect(document.querySelectorAll("#merge-view")).toHaveLength(1);
+    expect(second.textContent).toBe("second");
+    closeDialog(second);
+    expect(document.getElementById("merge-view")).toBeNull();
+    expect(document.body.classList.contains("paged")).toBe(false);
+    expect(dashboard.isConnected).toBe(true);
+    dashboard.remove();
   });
 });

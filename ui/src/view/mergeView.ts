@@ -6,7 +6,7 @@ import { debounce } from "../model";
 import { MergeSession, sideLabel } from "../merge";
 import type { ChunkView, CommandError, MergeView, PushEvent, Segment, Stage, Take } from "../types";
 import { segments } from "./diff";
-import { closeDialog, h, sheet } from "./dom";
+import { closeDialog, h, page } from "./dom";
 
 export interface MergeHooks {
   /** The merge ended (saved, or left); the dashboard reads itself again and shows `message`. */
@@ -80,7 +80,8 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
   const undoBtn = h("button", { id: "merge-undo", onclick: () => { session?.undo(); changed(); }, title: "Ctrl+Z" }, "Undo");
   const redoBtn = h("button", { id: "merge-redo", onclick: () => { session?.redo(); changed(); }, title: "Ctrl+Shift+Z" }, "Redo");
   const baseToggle = h("input", { type: "checkbox", id: "show-base", checked: true });
-  const d = sheet("merge-view", "sheet merge",
+  const d = page("merge-view", "merge",
+    h("div", { class: "page-top" },
     h("header", { class: "sheet-head" },
       h("h2", { id: "merge-title" }, `Merge ${stage}`),
       remainingEl,
@@ -93,7 +94,8 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
       undoBtn, redoBtn,
       h("button", { id: "cancel-merge", onclick: () => void cancel(), title: "Esc: leaves the file and the conflict as they are" }, "Cancel"),
       saveBtn),
-    banner, heads, grid,
+    banner, heads),
+    grid,
     h("footer", { class: "shortcuts" }, SHORTCUTS.map(([k, what]) => h("span", {}, h("kbd", {}, k), ` ${what}`))));
 
   let session: MergeSession | null = null;
@@ -291,7 +293,6 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     if (!session || push.project_name !== session.view.project || !push.stages.includes(stage)) return;
     say(`${push.author ?? "Someone"} pushed ${stage} again just now. Save & push will not overwrite it: it shows you their new text to merge first.`);
   });
-  d.addEventListener("cancel", (e) => { e.preventDefault(); void cancel(); });
   d.addEventListener("keydown", (e) => {
     const inField = (e.target as HTMLElement).closest("textarea, input");
     const ctrl = e.ctrlKey || e.metaKey;

@@ -42,8 +42,19 @@ impl Drop for Checkpoints {
 /// How often the background checkpoint runs.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// WAL frames (4 KiB pages) past which a round finishes on the writer: 64 MiB.
-const WAL_RESTART_FRAMES: i64 = 16_384;
+/// WAL size past which a round finishes on the writer, and to which a WAL that grew under
+/// load is cut back when it starts over.
+const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// `WAL_LIMIT_BYTES` in WAL frames (one 4 KiB page each, SQLite's default page size).
+const WAL_RESTART_FRAMES: i64 = WAL_LIMIT_BYTES / 4096;
+
+/// The WAL that SQLite keeps beside the database file `db`.
+fn wal_file(db: &std::path::Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
 
 impl Checkpoints {
     /// Each round copies the WAL into the database from `background`, which pushes do not wait
@@ -104,9 +115,7 @@ async fn finish_round(
     // meanwhile. Syncing both here, off the writer, leaves the writer a few pages to sync
     // instead of tens of MiB.
     if let Some(file) = file {
-        let mut wal = file.as_os_str().to_owned();
-        wal.push("-wal");
-        let files = [file.to_owned(), std::path::PathBuf::from(wal)];
+        let files = [file.to_owned(), wal_file(file)];
         let synced = tokio::task::spawn_blocking(move || {
             files
                 .iter()
@@ -157,8 +166,7 @@ impl SqliteStore {
                 SqliteSynchronous::Normal
             })
             .busy_timeout(std::time::Duration::from_secs(10))
-            // A WAL that grew under load is cut back to this when it starts over.
-            .pragma("journal_size_limit", "67108864")
+            .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
             .foreign_keys(true);
         // No liveness ping before each use (a hop to SQLite's worker thread): a connection to a
         // local file does not go stale, and a broken one fails the query itself.
@@ -629,9 +637,7 @@ mod tests {
 
     /// The WAL header's checkpoint sequence, which grows by one each time the WAL starts over.
     fn wal_sequence(db: &std::path::Path) -> u32 {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        let header = std::fs::read(wal).unwrap();
+        let header = std::fs::read(wal_file(db)).unwrap();
         u32::from_be_bytes([header[12], header[13], header[14], header[15]])
     }
 

@@ -453,11 +453,7 @@ pub async fn merge_view(
         },
         None => Vec::new(),
     };
-    let local_agent = project
-        .state()?
-        .get("last_agent")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    let local_agent = project.last_agent(&project.state()?);
     let path = project.stage_path(&session, stage);
     let local_at = modified_at(&path);
     let local = project.read_stage(&session, stage)?.unwrap_or_default();

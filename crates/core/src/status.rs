@@ -74,7 +74,7 @@ pub fn project_status(
     Ok(ProjectStatus {
         project: project.name.clone(),
         project_id: remote_id(project, &sync)?,
-        last_agent: text("last_agent"),
+        last_agent: project.last_agent(&state),
         last_sync: text("last_sync"),
         revision: sync.revision(&session),
         session,

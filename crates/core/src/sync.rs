@@ -322,10 +322,7 @@ pub async fn push(
         session_id: Some(session.clone()),
         timestamp: Some(now.to_rfc3339()),
         base: Some(base),
-        agent: local_state
-            .get("last_agent")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        agent: project.last_agent(&local_state),
         force: force.then_some(true),
         ..PushRequest::default()
     };

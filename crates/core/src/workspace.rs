@@ -314,6 +314,14 @@ impl Project {
         write_json(&self.dir.join("session_state.json"), state)
     }
 
+    /// The agent that last worked on the project, as `session_state.json` records it.
+    pub fn last_agent(&self, state: &Map<String, Value>) -> Option<String> {
+        state
+            .get("last_agent")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// The stage statuses recorded in `session_state.json` (`complete` read as `completed`).
     pub fn recorded_status(&self, state: &Map<String, Value>, stage: Stage) -> Option<String> {
         let status = state.get("stages")?.get(stage.as_str())?.as_str()?;

@@ -66,6 +66,8 @@ pub fn run() {
         );
     if cpu_rendering {
         std::env::set_var(rendering::WEBKIT_CPU_RENDERING, "1");
+        #[cfg(target_os = "linux")]
+        rendering::keep_gl_out_of_ui_process();
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -7,6 +7,7 @@ gateway, and the test checks that the card shows it and that Pull brings the fil
 Usage: python3 tests/e2e/dashboard.py APP IDSE SHOTS_DIR   (run under xvfb-run)
 """
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,6 +105,16 @@ def main() -> None:
         assert read(f'{ROW} .stage[data-stage="spec"]', "data-sync") == "in_sync"
 
         shot = d.shot(SHOTS / "dashboard.png")
+
+        # Without a GPU the app keeps Mesa's GL driver (and its LLVM) out of its own process,
+        # while WebKit's web process still loads it (src-tauri/src/rendering.rs).
+        if not list(Path("/dev/dri").glob("renderD*")):
+            def maps(name: str) -> str:
+                pid = subprocess.run(["pgrep", "-n", "-x", name], capture_output=True, text=True,
+                                     check=True).stdout.split()[0]
+                return Path(f"/proc/{pid}/maps").read_text()
+            assert "libLLVM" not in maps("idse-desk"), "the app process loaded Mesa's GL driver"
+            assert "libLLVM" in maps("WebKitWebProces"), "WebKit's web process has no GL driver"
         print(f"e2e ok: live update {live_s:.2f} s, file watch {watch_s:.2f} s, screenshot {shot}")
 
 

@@ -146,7 +146,11 @@ class Desk:
         return frames
 
     def shot(self, path: Path) -> Path:
-        self.driver.save_screenshot(str(path))
+        # The window as the X server shows it (ImageMagick's `import`), not WebKitWebDriver's
+        # snapshot: without GL in the app's process WebKit paints without compositing, and there
+        # WebKitWebDriver's screenshot never answers while a modal dialog is open.
+        subprocess.run(["import", "-window", "IDSE Desk", str(path)], check=True, timeout=60,
+                       capture_output=True)
         assert path.stat().st_size > 10_000, f"the screenshot {path} is empty"
         return path
 

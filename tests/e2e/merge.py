@@ -191,7 +191,7 @@ def main() -> None:
             in_page = int(d.read("body", "data-merge-open-ms"))
             assert (d.read("#merge-remaining") or "").startswith("20 of 20"), d.read("#merge-remaining")
             opens.append((in_page, seen_s))
-            frames = d.scroll_frames(None, 2000)  # the merge view scrolls as the page
+            frames = d.scroll_frames(".merge-grid", 2000)
             nodes = d.driver.execute_script("return document.querySelectorAll('#merge-view *').length;")
             d.click("#cancel-merge")
             d.wait.until(lambda _: not d.exists("#merge-view"))

@@ -50,9 +50,9 @@ export function closeDialog(d: HTMLElement): void {
 }
 
 /**
- * Shows a view in place of the dashboard, scrolling as the page. WebKitGTK scrolls the page by
- * tiles but repaints a scrolling box on every step: a long merge scrolled 2x slower in a box.
- * The dashboard comes back, at the same scroll position, when the view closes.
+ * Shows a view in place of the dashboard, filling the window: nothing of the board is painted
+ * behind it (as a modal dialog over it was). The dashboard comes back, at the same scroll
+ * position, when the view closes.
  */
 export function page(id: string, cls: string, ...children: (Node | null)[]): HTMLElement {
   const old = document.getElementById(id);

@@ -97,6 +97,8 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
     banner, heads),
     grid,
     h("footer", { class: "shortcuts" }, SHORTCUTS.map(([k, what]) => h("span", {}, h("kbd", {}, k), ` ${what}`))));
+  // The document scrolls in the grid: focus it, so that arrows and Page Down scroll it.
+  grid.focus();
 
   let session: MergeSession | null = null;
   let focus: number | null = null;

@@ -72,6 +72,31 @@ fn valid_hash(hash: &str) -> bool {
     hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Refuses a NUL character (`\u0000`), which Postgres cannot store in text or JSON; both stores
+/// refuse it, so a push means the same on either.
+fn no_nul(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_text",
+            format!("The field `{field}` contains a NUL character (\\u0000), which the Agency copy cannot store."),
+            "Remove the NUL characters from that field; a Markdown document never needs them.",
+        ));
+    }
+    Ok(())
+}
+
+/// As `no_nul`, for every key and string inside a JSON value.
+fn no_nul_in_json(field: &str, value: &serde_json::Value) -> Result<(), ApiError> {
+    match value {
+        serde_json::Value::String(s) => no_nul(field, s),
+        serde_json::Value::Array(items) => items.iter().try_for_each(|v| no_nul_in_json(field, v)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| no_nul(field, k).and_then(|()| no_nul_in_json(field, v))),
+        _ => Ok(()),
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
@@ -122,7 +147,23 @@ pub(crate) fn push_input(
                 "Shorten that document or split it, or ask the gateway's operator to raise --max-artifact-bytes.",
             ));
         }
+        no_nul(&format!("artifacts.{key}"), &text)?;
         artifacts.insert(key, text);
+    }
+    for (field, value) in [
+        ("stack", &req.stack),
+        ("framework", &req.framework),
+        ("agent", &req.agent),
+    ] {
+        value.as_deref().map_or(Ok(()), |v| no_nul(field, v))?;
+    }
+    for (field, value) in [
+        ("state_json", &req.state_json),
+        ("session_metadata", &req.session_metadata),
+    ] {
+        value
+            .as_ref()
+            .map_or(Ok(()), |v| no_nul_in_json(field, v))?;
     }
     if let Some(base) = &req.base {
         if let Some((key, _)) = base.iter().find(|(_, h)| !valid_hash(h)) {

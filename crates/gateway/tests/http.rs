@@ -315,6 +315,24 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
         ),
         (
             "/sync/push",
+            br#"{"project_name": "ok", "artifacts": {"spec_md": "a\u0000b"}}"#.to_vec(),
+            400,
+            "invalid_text",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "state_json": {"stages": {"x\u0000": "y"}}}"#.to_vec(),
+            400,
+            "invalid_text",
+        ),
+        (
+            "/sync/push",
+            br#"{"project_name": "ok", "stack": "rust\u0000"}"#.to_vec(),
+            400,
+            "invalid_text",
+        ),
+        (
+            "/sync/push",
             b"{\"project_name\": \"caf\xe9\"}".to_vec(),
             400,
             "invalid_encoding",

@@ -332,6 +332,77 @@ async fn tokens_are_kept_by_hash_and_revoked(s: &dyn Store) {
     assert_eq!(all[0].revoked_at, Some(t(3)));
 }
 
+/// Pushes in flight together (which the Postgres store writes as one batch) are each decided on
+/// their own: a stale base, an unknown project or a second push to the same project fails only
+/// that push.
+async fn concurrent_pushes_are_decided_one_by_one(s: &dyn Store) {
+    let mut made = Vec::new();
+    for i in 0..12 {
+        let name = format!("many-{i}");
+        made.push(
+            s.push(push(&name, &[("spec_md", "v1\n")]), t(0))
+                .await
+                .unwrap(),
+        );
+    }
+    let stale: BTreeMap<String, String> = [("spec_md".to_owned(), content_hash("never"))].into();
+    let mut pushes = Vec::new();
+    for (i, m) in made.iter().enumerate() {
+        let mut p = push(
+            &format!("many-{i}"),
+            &[("spec_md", &format!("v2 of {i}\n"))],
+        );
+        p.project_id = Some(m.project_id);
+        pushes.push(based(p, if i % 3 == 0 { &stale } else { &m.hashes }));
+    }
+    let unknown = uuid::Uuid::new_v4();
+    let mut lost = push("many-x", &[("spec_md", "x\n")]);
+    lost.project_id = Some(unknown);
+    pushes.push(lost);
+    // A rival of push 1, on the same base: exactly one of the two may land.
+    let mut rival = push("many-1", &[("spec_md", "rival\n")]);
+    rival.project_id = Some(made[1].project_id);
+    pushes.push(based(rival, &made[1].hashes));
+
+    let results = futures::future::join_all(pushes.into_iter().map(|p| s.push(p, t(1)))).await;
+    for (i, result) in results.iter().enumerate().take(12) {
+        match result {
+            Err(StoreError::Conflict(c)) if i % 3 == 0 => assert_eq!(c[0].remote_text, "v1\n"),
+            Ok(outcome) if i % 3 != 0 => assert_eq!(outcome.revision, 2, "push {i}"),
+            Err(StoreError::Conflict(c)) if i == 1 => assert_eq!(c[0].remote_text, "rival\n"),
+            other => panic!("push {i}: {other:?}"),
+        }
+    }
+    assert!(
+        matches!(&results[12], Err(StoreError::ProjectNotFound(id)) if *id == unknown),
+        "{:?}",
+        results[12]
+    );
+    let rival_won = match &results[13] {
+        Ok(outcome) => outcome.revision == 2,
+        Err(StoreError::Conflict(c)) => {
+            assert_eq!(c[0].remote_text, "v2 of 1\n");
+            false
+        }
+        Err(e) => panic!("rival: {e:?}"),
+    };
+    assert_eq!(
+        rival_won,
+        results[1].is_err(),
+        "exactly one of push 1 and its rival lands"
+    );
+    for (i, m) in made.iter().enumerate() {
+        let pulled = s.pull(m.project_id, None).await.unwrap();
+        let want = match i {
+            _ if i % 3 == 0 => "v1\n".to_owned(),
+            1 if rival_won => "rival\n".to_owned(),
+            _ => format!("v2 of {i}\n"),
+        };
+        assert_eq!(pulled.artifacts["spec_md"], want, "project {i}");
+        assert_eq!(pulled.revision, if i % 3 == 0 { 1 } else { 2 });
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -369,4 +440,5 @@ contract!(
     unknown_projects_are_not_found,
     exact_bytes_are_kept,
     tokens_are_kept_by_hash_and_revoked,
+    concurrent_pushes_are_decided_one_by_one,
 );

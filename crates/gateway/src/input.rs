@@ -147,23 +147,7 @@ pub(crate) fn push_input(
                 "Shorten that document or split it, or ask the gateway's operator to raise --max-artifact-bytes.",
             ));
         }
-        no_nul(&format!("artifacts.{key}"), &text)?;
         artifacts.insert(key, text);
-    }
-    for (field, value) in [
-        ("stack", &req.stack),
-        ("framework", &req.framework),
-        ("agent", &req.agent),
-    ] {
-        value.as_deref().map_or(Ok(()), |v| no_nul(field, v))?;
-    }
-    for (field, value) in [
-        ("state_json", &req.state_json),
-        ("session_metadata", &req.session_metadata),
-    ] {
-        value
-            .as_ref()
-            .map_or(Ok(()), |v| no_nul_in_json(field, v))?;
     }
     if let Some(base) = &req.base {
         if let Some((key, _)) = base.iter().find(|(_, h)| !valid_hash(h)) {
@@ -178,7 +162,7 @@ pub(crate) fn push_input(
         .agent
         .map(|a| truncate(a.trim(), 200))
         .filter(|a| !a.is_empty());
-    Ok(PushInput {
+    let input = PushInput {
         project_id,
         project_name,
         stack: req.stack,
@@ -191,7 +175,33 @@ pub(crate) fn push_input(
         agent,
         author,
         force: req.force.unwrap_or(false),
-    })
+    };
+    refuse_nul(&input)?;
+    Ok(input)
+}
+
+/// Refuses a push whose texts, fields or JSON values hold a NUL character; every way into the
+/// store (HTTP pushes and MCP tools) builds its `PushInput` and then calls this.
+pub(crate) fn refuse_nul(input: &PushInput) -> Result<(), ApiError> {
+    for (key, text) in &input.artifacts {
+        no_nul(&format!("artifacts.{key}"), text)?;
+    }
+    for (field, value) in [
+        ("stack", &input.stack),
+        ("framework", &input.framework),
+        ("agent", &input.agent),
+    ] {
+        value.as_deref().map_or(Ok(()), |v| no_nul(field, v))?;
+    }
+    for (field, value) in [
+        ("state_json", &input.state_json),
+        ("session_metadata", &input.session_metadata),
+    ] {
+        value
+            .as_ref()
+            .map_or(Ok(()), |v| no_nul_in_json(field, v))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn pull_input(req: &PullRequest) -> Result<(Uuid, Option<String>), ApiError> {

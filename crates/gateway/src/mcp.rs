@@ -173,6 +173,7 @@ impl AgencyServer {
             author: who.name,
             ..PushInput::default()
         };
+        crate::input::refuse_nul(&push).map_err(|e| e.message)?;
         let out = self.store.push(push, Utc::now()).await.map_err(sentence)?;
         Ok(
             json!({"revision": out.revision, "sha256": out.hashes.get(stage.artifact_key())})
@@ -237,6 +238,7 @@ impl AgencyServer {
             author: who.name,
             ..PushInput::default()
         };
+        crate::input::refuse_nul(&push).map_err(|e| e.message)?;
         self.store.push(push, Utc::now()).await.map_err(sentence)?;
         Ok(format!("{} is now {}.", stage.as_str(), s.status))
     }

@@ -300,8 +300,8 @@ async fn check_and_write(
 ) -> Result<Vec<Verdict>, StoreError> {
     let hashed: Vec<Vec<Hashed<'_>>> = batch.iter().map(Queued::hashed).collect();
     let mut verdicts = Vec::with_capacity(batch.len());
-    // The outcome each written push answers, by batch position.
-    let mut pending: Vec<(usize, PushOutcome)> = Vec::new();
+    // The outcome each written push answers, by batch position and statement `idx`.
+    let mut pending: Vec<(usize, i64, PushOutcome)> = Vec::new();
     let mut write = WriteBatch::default();
     for (i, (job, row)) in batch.iter().zip(rows).enumerate() {
         let id = job.id();
@@ -328,15 +328,20 @@ async fn check_and_write(
         let columns = mirror(conn, &project, &job.input, &changes).await?;
         let idx = i64::try_from(i).unwrap_or(i64::MAX);
         let revision = write.add(idx, &project, &job.input, &changes, columns, job.now);
-        pending.push((i, rules::outcome(id, false, revision, current, &changes)));
+        pending.push((
+            i,
+            idx,
+            rules::outcome(id, false, revision, current, &changes),
+        ));
+        // Stays `Retry` unless the write below lands it.
         verdicts.push(Verdict::Retry);
     }
     if write.is_empty() {
         return Ok(verdicts);
     }
     let written: HashSet<i64> = write.execute(conn).await?.into_iter().collect();
-    for (i, outcome) in pending {
-        if written.contains(&i64::try_from(i).unwrap_or(i64::MAX)) {
+    for (i, idx, outcome) in pending {
+        if written.contains(&idx) {
             verdicts[i] = Verdict::Done(outcome);
         }
     }

@@ -126,7 +126,7 @@ impl<'a> WriteBatch<'a> {
         project: &ProjectRecord,
         input: &'a PushInput,
         changes: &[&'a Hashed<'a>],
-        mirror: Vec<(&'static str, Option<String>)>,
+        mut mirror: Vec<(&'static str, Option<String>)>,
         now: DateTime<Utc>,
     ) -> i64 {
         let revision = project.revision + i64::from(!changes.is_empty());
@@ -144,7 +144,6 @@ impl<'a> WriteBatch<'a> {
             .push(input.session_metadata.as_ref().map(Value::to_string));
         self.stack.push(input.stack.as_deref());
         self.framework.push(input.framework.as_deref());
-        let mut mirror = mirror;
         for (i, stage) in Stage::ALL.into_iter().enumerate() {
             let set = mirror
                 .iter()

@@ -3,18 +3,20 @@
 //! planning and WAL flush. With the same statements in `pgbench` on a 2-core machine, Postgres
 //! took ~1,900 pushes/s written one per statement and ~4,900/s written eight per statement.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, Utc};
 use idse_protocol::content_hash;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use super::{fresh_hashes, mirror, project_from_row, session_hashes, WriteBatch, PROJECT_COLUMNS};
+use super::{
+    fresh_hashes, mirror, project_from_row, session_hashes, Head, WriteBatch, PROJECT_COLUMNS,
+};
 use crate::rules::{self, Hashed};
 use crate::{PostgresStore, PushInput, PushOutcome, StoreError};
 
@@ -87,6 +89,7 @@ enum Verdict {
 pub(super) struct GroupCommit {
     queue: mpsc::UnboundedSender<Queued>,
     workers: Vec<tokio::task::AbortHandle>,
+    known: Arc<Known>,
 }
 
 impl Drop for GroupCommit {
@@ -105,10 +108,22 @@ impl GroupCommit {
     pub(super) fn start(pool: PgPool) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
+        let known = Arc::new(Known::default());
         let workers = (0..WORKERS)
-            .map(|_| tokio::spawn(work(pool.clone(), receiver.clone())).abort_handle())
+            .map(|_| {
+                tokio::spawn(work(pool.clone(), receiver.clone(), known.clone())).abort_handle()
+            })
             .collect();
-        Self { queue, workers }
+        Self {
+            queue,
+            workers,
+            known,
+        }
+    }
+
+    /// Drops what is remembered of a project written outside the batches (under its row lock).
+    pub(super) fn forget(&self, id: Uuid) {
+        self.known.forget(id);
     }
 
     /// Queues a push to a known project (`input.project_id` is set) and waits for its answer.
@@ -134,7 +149,7 @@ impl GroupCommit {
 
 /// One worker: takes what is queued (waiting only when nothing is), one push per project, and
 /// writes it as a batch.
-async fn work(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
+async fn work(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>, known: Arc<Known>) {
     // Held between batches, so a push waits for no pool checkout and no liveness ping; a
     // connection that failed is dropped, and `attempt` re-reads once on a fresh one.
     let mut conn: Option<PoolConnection<Postgres>> = None;
@@ -160,7 +175,7 @@ async fn work(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) 
         // Both workers lock rows in id order, so their statements cannot deadlock.
         batch.sort_by_key(Queued::id);
         waiting = later;
-        waiting.extend(run(&pool, &mut conn, batch).await);
+        waiting.extend(run(&pool, &mut conn, batch, &known).await);
     }
 }
 
@@ -179,14 +194,15 @@ async fn run(
     pool: &PgPool,
     conn: &mut Option<PoolConnection<Postgres>>,
     batch: Vec<Queued>,
+    known: &Known,
 ) -> Vec<Queued> {
-    let verdicts = match attempt(pool, conn, &batch).await {
+    let verdicts = match attempt(pool, conn, &batch, known).await {
         Ok(verdicts) => verdicts,
         Err(e) if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
             // One push's data may have failed the statement: each alone, so only it fails.
             let mut again = Vec::new();
             for job in batch {
-                let verdict = match attempt(pool, conn, std::slice::from_ref(&job)).await {
+                let verdict = match attempt(pool, conn, std::slice::from_ref(&job), known).await {
                     Ok(mut v) => v.pop().unwrap_or(Verdict::Retry),
                     Err(e) => Verdict::Failed(e),
                 };
@@ -236,8 +252,15 @@ async fn attempt(
     pool: &PgPool,
     held: &mut Option<PoolConnection<Postgres>>,
     batch: &[Queued],
+    known: &Known,
 ) -> Result<Vec<Verdict>, StoreError> {
-    let result = read_check_write(pool, held, batch).await;
+    let result = read_check_write(pool, held, batch, known).await;
+    if result.is_err() {
+        // Whether a failed statement was applied is not known here: read these projects again.
+        for job in batch {
+            known.forget(job.id());
+        }
+    }
     if matches!(result, Err(StoreError::Unavailable(_))) {
         *held = None;
     }
@@ -248,28 +271,70 @@ async fn read_check_write(
     pool: &PgPool,
     held: &mut Option<PoolConnection<Postgres>>,
     batch: &[Queued],
+    known: &Known,
 ) -> Result<Vec<Verdict>, StoreError> {
     if let Some(conn) = held.as_mut() {
-        match read(conn, batch).await {
-            Ok(rows) => return check_and_write(conn, batch, rows).await,
-            // The held connection died while idle (say the server restarted): reading has no
-            // effect, so read again on a fresh one.
-            Err(StoreError::Unavailable(_)) => *held = None,
-            Err(e) => return Err(e),
+        match read_check_write_on(conn, batch, known).await {
+            // The held connection died while idle (say the server restarted), or during the
+            // batch: once more on a fresh one, from a read. Safe even if the write had landed:
+            // its compare-and-swap then fails, and the re-read finds the texts already there.
+            Err(StoreError::Unavailable(_)) => {
+                *held = None;
+                for job in batch {
+                    known.forget(job.id());
+                }
+            }
+            other => return other,
         }
     }
     let conn = held.insert(pool.acquire().await?);
-    let rows = read(conn, batch).await?;
-    check_and_write(conn, batch, rows).await
+    read_check_write_on(conn, batch, known).await
 }
 
-/// Each pushed-to project with its session's hashes, by position in the batch; one statement.
-async fn read(
+async fn read_check_write_on(
     conn: &mut PgConnection,
     batch: &[Queued],
-) -> Result<Vec<Option<sqlx::postgres::PgRow>>, StoreError> {
-    let ids: Vec<Uuid> = batch.iter().map(Queued::id).collect();
-    let sessions: Vec<&str> = batch.iter().map(|j| j.input.session_id.as_str()).collect();
+    known: &Known,
+) -> Result<Vec<Verdict>, StoreError> {
+    let mut bases: Vec<Basis> = batch.iter().map(|job| known.basis(job)).collect();
+    let unknown: Vec<&Queued> = batch
+        .iter()
+        .zip(&bases)
+        .filter(|(_, basis)| matches!(basis, Basis::Unknown))
+        .map(|(job, _)| job)
+        .collect();
+    let rows = read(conn, &unknown).await?;
+    fill(&mut bases, rows);
+    check_and_write(conn, batch, bases, known).await
+}
+
+/// What a push of the batch is checked against.
+#[derive(Debug)]
+enum Basis {
+    /// What this gateway wrote last (see `Known`).
+    Known(Head, BTreeMap<String, String>),
+    /// To read.
+    Unknown,
+    /// As read; `None`: no such project.
+    Read(Option<PgRow>),
+}
+
+/// Puts the rows read for the unknown pushes in their places.
+fn fill(bases: &mut [Basis], rows: Vec<Option<PgRow>>) {
+    let unknown = bases.iter_mut().filter(|b| matches!(b, Basis::Unknown));
+    for (basis, row) in unknown.zip(rows) {
+        *basis = Basis::Read(row);
+    }
+}
+
+/// Each pushed-to project with its session's hashes, by position in `jobs`; one statement, none
+/// when `jobs` is empty.
+async fn read(conn: &mut PgConnection, jobs: &[&Queued]) -> Result<Vec<Option<PgRow>>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id()).collect();
+    let sessions: Vec<&str> = jobs.iter().map(|j| j.input.session_id.as_str()).collect();
     // `p.id = ANY($1)` restates the join so the plan looks the rows up by key: a plan cached
     // while the table was small otherwise scans all of it, and under steady pushes the table
     // holds many dead row versions until vacuumed (measured: a quarter of Postgres's time).
@@ -283,7 +348,7 @@ async fn read(
         .bind(sessions)
         .fetch_all(&mut *conn)
         .await?;
-    let mut rows: Vec<Option<sqlx::postgres::PgRow>> = batch.iter().map(|_| None).collect();
+    let mut rows: Vec<Option<PgRow>> = jobs.iter().map(|_| None).collect();
     for row in found {
         let idx: i64 = row.try_get("idx")?;
         if let Some(slot) = usize::try_from(idx - 1).ok().and_then(|i| rows.get_mut(i)) {
@@ -296,28 +361,41 @@ async fn read(
 async fn check_and_write(
     conn: &mut PgConnection,
     batch: &[Queued],
-    rows: Vec<Option<sqlx::postgres::PgRow>>,
+    bases: Vec<Basis>,
+    known: &Known,
 ) -> Result<Vec<Verdict>, StoreError> {
     let hashed: Vec<Vec<Hashed<'_>>> = batch.iter().map(Queued::hashed).collect();
     let mut verdicts = Vec::with_capacity(batch.len());
     // The outcome each written push answers, by batch position and statement `idx`.
     let mut pending: Vec<(usize, i64, PushOutcome)> = Vec::new();
     let mut write = WriteBatch::default();
-    for (i, (job, row)) in batch.iter().zip(rows).enumerate() {
+    for (i, (job, basis)) in batch.iter().zip(bases).enumerate() {
         let id = job.id();
-        let Some(row) = row else {
-            verdicts.push(Verdict::Failed(StoreError::ProjectNotFound(id)));
-            continue;
+        let (head, current, remembered) = match basis {
+            Basis::Known(head, hashes) => (head, hashes, true),
+            Basis::Unknown | Basis::Read(None) => {
+                verdicts.push(Verdict::Failed(StoreError::ProjectNotFound(id)));
+                continue;
+            }
+            Basis::Read(Some(row)) => {
+                let project = project_from_row(&row)?;
+                let current = fresh_hashes(conn, &row, &project, &job.input.session_id).await?;
+                if project.revision == 0 && current.is_empty() {
+                    // Possibly a legacy row to adopt: the locked path does that.
+                    verdicts.push(Verdict::Locked);
+                    continue;
+                }
+                (Head::of(&project), current, false)
+            }
         };
-        let project = project_from_row(&row)?;
-        let current = fresh_hashes(conn, &row, &project, &job.input.session_id).await?;
-        if project.revision == 0 && current.is_empty() {
-            // Possibly a legacy row to adopt: the locked path does that.
-            verdicts.push(Verdict::Locked);
-            continue;
-        }
         let changes = match rules::plan_push(&current, &hashed[i], &job.input) {
             Ok(changes) => changes,
+            Err(_) if remembered => {
+                // Maybe only against an older state than the database's: read and decide again.
+                known.forget(id);
+                verdicts.push(Verdict::Retry);
+                continue;
+            }
             Err(conflicts) => {
                 let e =
                     PostgresStore::conflicts(conn, id, &job.input.session_id, conflicts).await?;
@@ -325,9 +403,9 @@ async fn check_and_write(
                 continue;
             }
         };
-        let columns = mirror(conn, &project, &job.input, &changes).await?;
+        let columns = mirror(conn, &head, &job.input, &changes).await?;
         let idx = i64::try_from(i).unwrap_or(i64::MAX);
-        let revision = write.add(idx, &project, &job.input, &changes, columns, job.now);
+        let revision = write.add(idx, &head, &job.input, &changes, columns, job.now);
         pending.push((
             i,
             idx,
@@ -342,8 +420,63 @@ async fn check_and_write(
     let written: HashSet<i64> = write.execute(conn).await?.into_iter().collect();
     for (i, idx, outcome) in pending {
         if written.contains(&idx) {
+            let head = Head {
+                id: outcome.project_id,
+                revision: outcome.revision,
+                last_session_id: Some(batch[i].input.session_id.clone()),
+            };
+            known.remember(head, outcome.hashes.clone());
             verdicts[i] = Verdict::Done(outcome);
+        } else {
+            known.forget(batch[i].id());
         }
     }
     Ok(verdicts)
+}
+
+/// Projects this gateway wrote lately: the head each write left and its session's hashes. A
+/// push to the session a project's row mirrors is checked against this instead of a read (one
+/// round trip and Postgres's costliest statement saved). It is only ever a guess: a push
+/// checked against it is written by the same compare-and-swap as any other, which fails if
+/// another gateway or the locked path moved the project on; then it is read and checked again.
+/// A head's revision and session fix that session's texts: every push that changes one bumps
+/// the revision.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    heads: std::sync::Mutex<HashMap<Uuid, (Head, Hashes)>>,
+}
+
+/// Artifact key → hash of one session's texts.
+type Hashes = BTreeMap<String, String>;
+
+/// Projects remembered at most (about 1 KiB each); past it, the memory starts over.
+const KNOWN_PROJECTS: usize = 4096;
+
+impl Known {
+    fn basis(&self, job: &Queued) -> Basis {
+        let heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
+        match heads.get(&job.id()) {
+            Some((head, hashes))
+                if head.last_session_id.as_deref() == Some(job.input.session_id.as_str()) =>
+            {
+                Basis::Known(head.clone(), hashes.clone())
+            }
+            _ => Basis::Unknown,
+        }
+    }
+
+    fn remember(&self, head: Head, hashes: BTreeMap<String, String>) {
+        let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
+        if heads.len() >= KNOWN_PROJECTS && !heads.contains_key(&head.id) {
+            heads.clear();
+        }
+        heads.insert(head.id, (head, hashes));
+    }
+
+    pub(super) fn forget(&self, id: Uuid) {
+        self.heads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
 }

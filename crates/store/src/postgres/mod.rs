@@ -47,17 +47,19 @@ fn session_hashes(sid: &str) -> String {
 /// Every write of a batch of accepted pushes, to distinct projects, in one statement: each
 /// `projects` row (which mirrors the pushed session's texts), history rows, document pointers
 /// and session rows. Per project it is a compare-and-swap: nothing of a push is written unless
-/// its project is still at the revision (`expected`) the push was checked against. Answers the
+/// its project is still at the revision and mirrored session (its `Head`) the push was checked
+/// against; a push with no changes keeps the revision but may move the mirror. Answers the
 /// `idx` of every push it wrote. `p.id = ANY($2)` restates the join so the rows are looked up
 /// by key (see `group_commit::read`).
 const WRITE_PUSHES: &str = "WITH i AS ( \
        SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::int8[], $4::int8[], $5::text[], $6::text[], \
          $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], \
          $13::bool[], $14::text[], $15::bool[], $16::text[], $17::bool[], $18::text[], $19::bool[], \
-         $20::text[], $21::bool[], $22::text[], $23::bool[], $24::text[], $25::bool[], $26::text[]) \
+         $20::text[], $21::bool[], $22::text[], $23::bool[], $24::text[], $25::bool[], $26::text[], \
+         $31::text[]) \
        AS i(idx, id, expected, rev, sid, agent, author, at, state, meta, stack, framework, \
          s_intent, t_intent, s_context, t_context, s_spec, t_spec, s_plan, t_plan, s_tasks, t_tasks, \
-         s_impl, t_impl, s_feedback, t_feedback) \
+         s_impl, t_impl, s_feedback, t_feedback, expected_sid) \
      ), upd AS ( \
        UPDATE projects p SET updated_at = i.at, last_synced = i.at, revision = i.rev, \
          last_session_id = i.sid, stack = COALESCE(i.stack, p.stack), \
@@ -72,6 +74,7 @@ const WRITE_PUSHES: &str = "WITH i AS ( \
          implementation_md = CASE WHEN i.s_impl THEN i.t_impl ELSE p.implementation_md END, \
          feedback_md = CASE WHEN i.s_feedback THEN i.t_feedback ELSE p.feedback_md END \
        FROM i WHERE p.id = ANY($2) AND p.id = i.id AND COALESCE(p.revision, 0) = i.expected \
+         AND p.last_session_id IS NOT DISTINCT FROM i.expected_sid \
        RETURNING i.idx, i.id, i.rev, i.sid, i.agent, i.author, i.at, i.state, i.meta \
      ), rev AS ( \
        INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
@@ -94,12 +97,32 @@ const WRITE_PUSHES: &str = "WITH i AS ( \
      ) \
      SELECT idx FROM upd";
 
+/// What of a project a push is written over: `WRITE_PUSHES` writes it only if the row still has
+/// this revision and mirrors this session.
+#[derive(Debug, Clone, PartialEq)]
+struct Head {
+    id: Uuid,
+    revision: i64,
+    last_session_id: Option<String>,
+}
+
+impl Head {
+    fn of(project: &ProjectRecord) -> Self {
+        Self {
+            id: project.id,
+            revision: project.revision,
+            last_session_id: project.last_session_id.clone(),
+        }
+    }
+}
+
 /// The pushes of one `WRITE_PUSHES`, column by column; at most one per project.
 #[derive(Debug, Default)]
 struct WriteBatch<'a> {
     idx: Vec<i64>,
     id: Vec<Uuid>,
     expected: Vec<i64>,
+    expected_session: Vec<Option<String>>,
     revision: Vec<i64>,
     session: Vec<&'a str>,
     agent: Vec<Option<String>>,
@@ -119,20 +142,21 @@ struct WriteBatch<'a> {
 }
 
 impl<'a> WriteBatch<'a> {
-    /// Adds push `idx` (checked against `project`); answers the revision it will write.
+    /// Adds push `idx` (checked against `head`); answers the revision it will write.
     fn add(
         &mut self,
         idx: i64,
-        project: &ProjectRecord,
+        head: &Head,
         input: &'a PushInput,
         changes: &[&'a Hashed<'a>],
         mut mirror: Vec<(&'static str, Option<String>)>,
         now: DateTime<Utc>,
     ) -> i64 {
-        let revision = project.revision + i64::from(!changes.is_empty());
+        let revision = head.revision + i64::from(!changes.is_empty());
         self.idx.push(idx);
-        self.id.push(project.id);
-        self.expected.push(project.revision);
+        self.id.push(head.id);
+        self.expected.push(head.revision);
+        self.expected_session.push(head.last_session_id.clone());
         self.revision.push(revision);
         self.session.push(&input.session_id);
         self.agent.push(input.effective_agent());
@@ -188,6 +212,7 @@ impl<'a> WriteBatch<'a> {
             .bind(self.keys)
             .bind(self.texts)
             .bind(self.hashes)
+            .bind(self.expected_session)
             .fetch_all(&mut *conn)
             .await?)
     }
@@ -463,6 +488,13 @@ impl PostgresStore {
         .execute(&mut *conn)
         .await?;
         if project.last_session_id.is_none() {
+            // The row's columns hold this session's texts; say so in the row too, so the push's
+            // compare-and-swap finds the head it was checked against.
+            sqlx::query("UPDATE projects SET last_session_id = $2 WHERE id = $1")
+                .bind(project.id)
+                .bind(&session)
+                .execute(&mut *conn)
+                .await?;
             project.last_session_id = Some(session.clone());
         }
         Ok(Some(session))
@@ -477,9 +509,10 @@ impl PostgresStore {
         changes: &[&Hashed<'_>],
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let mirror = mirror(conn, project, input, changes).await?;
+        let head = Head::of(project);
+        let mirror = mirror(conn, &head, input, changes).await?;
         let mut batch = WriteBatch::default();
-        let revision = batch.add(0, project, input, changes, mirror, now);
+        let revision = batch.add(0, &head, input, changes, mirror, now);
         let written = batch.execute(conn).await?;
         Ok((written == [0]).then_some(revision))
     }
@@ -500,18 +533,18 @@ impl PostgresStore {
 /// session, all of that session's texts.
 async fn mirror(
     conn: &mut PgConnection,
-    project: &ProjectRecord,
+    head: &Head,
     input: &PushInput,
     changes: &[&Hashed<'_>],
 ) -> Result<Vec<(&'static str, Option<String>)>, StoreError> {
-    let same_session = project.last_session_id.as_deref() == Some(input.session_id.as_str());
+    let same_session = head.last_session_id.as_deref() == Some(input.session_id.as_str());
     let session_texts: BTreeMap<String, String> = if same_session {
         changes
             .iter()
             .map(|c| (c.key.to_owned(), c.text.to_owned()))
             .collect()
     } else {
-        let mut all: BTreeMap<String, String> = session_texts(conn, project.id, &input.session_id)
+        let mut all: BTreeMap<String, String> = session_texts(conn, head.id, &input.session_id)
             .await?
             .into_iter()
             .map(|(k, (text, _))| (k, text))
@@ -573,6 +606,7 @@ impl Store for PostgresStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt("a locked project changed revision".into()))?;
         tx.commit().await?;
+        self.commits.forget(project.id);
         Ok(rules::outcome(
             project.id, created, revision, current, &changes,
         ))

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use crate::rules::{self, Hashed};
@@ -283,8 +283,9 @@ async fn session_texts(
 }
 
 impl SqliteStore {
-    /// The pushed-to project (created by name if needed) and the session's current hashes, in
-    /// one query. The writer connection is the only writer, so nothing moves under us.
+    /// Begins the push's transaction and reads the pushed-to project (created by name if needed)
+    /// and the session's current hashes, in one query. The writer connection is the only
+    /// writer, so nothing moves under us.
     async fn find_or_create(
         conn: &mut SqliteConnection,
         input: &PushInput,
@@ -294,9 +295,13 @@ impl SqliteStore {
             Some(id) => ("p.id = ?1", id.to_string()),
             None => ("p.name = ?1", input.project_name.clone()),
         };
+        // Opens the push's transaction in the same round trip to SQLite's worker thread.
+        // IMMEDIATE takes the write lock now, so another process writing the same file waits
+        // for it (busy timeout) instead of failing the push at its first write.
         let sql = format!(
-            "SELECT {PROJECT_COLUMNS}, (SELECT json_group_object(d.artifact, d.sha256) FROM documents d \
-             WHERE d.project_id = p.id AND d.session_id = ?2) AS hashes FROM project_rows p WHERE {filter}"
+            "BEGIN IMMEDIATE; SELECT {PROJECT_COLUMNS}, (SELECT json_group_object(d.artifact, d.sha256) \
+             FROM documents d WHERE d.project_id = p.id AND d.session_id = ?2) AS hashes \
+             FROM project_rows p WHERE {filter}"
         );
         if let Some(row) = sqlx::query(&sql)
             .bind(&key)
@@ -346,70 +351,101 @@ impl SqliteStore {
         Ok((project, true, BTreeMap::new()))
     }
 
-    async fn apply(
+    /// One push on the writer connection; whatever fails, its transaction is closed.
+    async fn push_on_writer(
+        writer: &SqlitePool,
+        input: &PushInput,
+        now: DateTime<Utc>,
+    ) -> Result<PushOutcome, StoreError> {
+        let hashed = rules::hash_artifacts(input);
+        let mut conn = writer.acquire().await?;
+        let result = Self::push_in_transaction(&mut conn, input, &hashed, now).await;
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+            // Either no transaction was open, or it could not be closed: a new connection
+            // is certain to hold none.
+            conn.close_on_drop();
+        }
+        result
+    }
+
+    async fn push_in_transaction(
+        conn: &mut SqliteConnection,
+        input: &PushInput,
+        hashed: &[Hashed<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<PushOutcome, StoreError> {
+        let (project, created, current) = Self::find_or_create(conn, input, now).await?;
+        let changes = match rules::plan_push(&current, hashed, input) {
+            Ok(changes) => changes,
+            Err(pending) => {
+                let texts = session_texts(conn, project.id, &input.session_id).await?;
+                return Err(rules::conflict_error(pending, &texts));
+            }
+        };
+        let revision = Self::apply_and_commit(conn, &project, input, &changes, now).await?;
+        Ok(rules::outcome(
+            project.id, created, revision, current, &changes,
+        ))
+    }
+
+    /// Writes a checked push and commits, in one round trip to SQLite's worker thread (each
+    /// statement sent on its own cost a thread wake-up both ways, most of a push's time).
+    async fn apply_and_commit(
         conn: &mut SqliteConnection,
         project: &ProjectRecord,
         input: &PushInput,
         changes: &[&Hashed<'_>],
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let id = project.id.to_string();
         let revision = project.revision + i64::from(!changes.is_empty());
-        let agent = input.effective_agent();
+        // Numbered parameters are shared by all the statements: ?1 id, ?2 session, ?3
+        // revision, ?4 agent, ?5 author, ?6 time, ?7 state, ?8 metadata, ?9 stack,
+        // ?10 framework, then key, hash and text of each change.
+        let mut sql = String::new();
         if !changes.is_empty() {
             // One statement for every changed stage; a trigger moves the documents along.
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) ",
+            sql.push_str(
+                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, \
+                 agent, author, pushed_at) VALUES ",
             );
-            insert.push_values(changes, |mut row, change| {
-                row.push_bind(&id)
-                    .push_bind(&input.session_id)
-                    .push_bind(change.key)
-                    .push_bind(revision)
-                    .push_bind(&change.hash)
-                    .push_bind(change.text)
-                    .push_bind(&agent)
-                    .push_bind(&input.author)
-                    .push_bind(micros(now));
-            });
-            insert.build().execute(&mut *conn).await?;
+            for i in 0..changes.len() {
+                let n = 11 + 3 * i;
+                let sep = if i == 0 { "" } else { ", " };
+                let (key, hash, text) = (n, n + 1, n + 2);
+                sql.push_str(&format!(
+                    "{sep}(?1, ?2, ?{key}, ?3, ?{hash}, ?{text}, ?4, ?5, ?6)"
+                ));
+            }
+            sql.push_str("; ");
         }
-        let state = input.state_json.as_ref().map(Value::to_string);
-        let metadata = input.session_metadata.as_ref().map(Value::to_string);
-        sqlx::query(
-            "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
+        sql.push_str(
+            "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, \
+             created_at, updated_at) VALUES (?1, ?2, ?7, ?8, ?6, ?6) \
              ON CONFLICT (project_id, session_id) DO UPDATE SET \
              state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
              session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
-             updated_at = excluded.updated_at",
-        )
-        .bind(&id)
-        .bind(&input.session_id)
-        .bind(&state)
-        .bind(&metadata)
-        .bind(micros(now))
-        .bind(micros(now))
-        .execute(&mut *conn)
-        .await?;
-
-        sqlx::query(
-            "UPDATE project_rows SET updated_at = ?1, last_synced = ?1, revision = ?2, \
-             last_session_id = ?3, stack = COALESCE(?4, stack), framework = COALESCE(?5, framework), \
-             state_json = COALESCE(?6, state_json), last_agent = COALESCE(?7, last_agent), \
-             last_author = COALESCE(?9, last_author) WHERE id = ?8",
-        )
-        .bind(micros(now))
-        .bind(revision)
-        .bind(&input.session_id)
-        .bind(&input.stack)
-        .bind(&input.framework)
-        .bind(&state)
-        .bind(&agent)
-        .bind(&id)
-        .bind(&input.author)
-        .execute(&mut *conn)
-        .await?;
+             updated_at = excluded.updated_at; \
+             UPDATE project_rows SET updated_at = ?6, last_synced = ?6, revision = ?3, \
+             last_session_id = ?2, stack = COALESCE(?9, stack), framework = COALESCE(?10, framework), \
+             state_json = COALESCE(?7, state_json), last_agent = COALESCE(?4, last_agent), \
+             last_author = COALESCE(?5, last_author) WHERE id = ?1; \
+             COMMIT",
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(project.id.to_string())
+            .bind(&input.session_id)
+            .bind(revision)
+            .bind(input.effective_agent())
+            .bind(&input.author)
+            .bind(micros(now))
+            .bind(input.state_json.as_ref().map(Value::to_string))
+            .bind(input.session_metadata.as_ref().map(Value::to_string))
+            .bind(&input.stack)
+            .bind(&input.framework);
+        for change in changes {
+            query = query.bind(change.key).bind(&change.hash).bind(change.text);
+        }
+        query.execute(&mut *conn).await?;
         Ok(revision)
     }
 }
@@ -428,22 +464,12 @@ impl Store for SqliteStore {
     }
 
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
-        let hashed = rules::hash_artifacts(&input);
-        let mut tx = self.writer.begin().await?;
-        let (project, created, current) = Self::find_or_create(&mut tx, &input, now).await?;
-        let changes = match rules::plan_push(&current, &hashed, &input) {
-            Ok(changes) => changes,
-            Err(pending) => {
-                let texts = session_texts(&mut tx, project.id, &input.session_id).await?;
-                tx.rollback().await?;
-                return Err(rules::conflict_error(pending, &texts));
-            }
-        };
-        let revision = Self::apply(&mut tx, &project, &input, &changes, now).await?;
-        tx.commit().await?;
-        Ok(rules::outcome(
-            project.id, created, revision, current, &changes,
-        ))
+        // Runs to its end even if the request is dropped meanwhile: between its statements it
+        // holds the writer's transaction, which only it closes.
+        let writer = self.writer.clone();
+        tokio::spawn(async move { Self::push_on_writer(&writer, &input, now).await })
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {

@@ -403,6 +403,50 @@ async fn concurrent_pushes_are_decided_one_by_one(s: &dyn Store) {
     }
 }
 
+/// A push whose caller goes away (its request was dropped) is written whole or not at all, and
+/// the next push is not held up by what it left behind.
+async fn a_dropped_push_is_whole_or_absent(s: &dyn Store) {
+    use futures::FutureExt;
+    let first = s
+        .push(
+            push("dropped", &[("spec_md", "v1\n"), ("plan_md", "p1\n")]),
+            t(0),
+        )
+        .await
+        .unwrap();
+    for round in 0..12u64 {
+        let mut gone = push("dropped", &[("spec_md", &format!("gone {round}\n"))]);
+        gone.project_id = Some(first.project_id);
+        // Started, given a little longer each round to get further, and dropped.
+        {
+            let mut pending = std::pin::pin!(s.push(gone, t(1)));
+            for _ in 0..=round {
+                if pending.as_mut().now_or_never().is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(40 * round)).await;
+            }
+        }
+        let mut next = push("dropped", &[("plan_md", &format!("p{round}\n"))]);
+        next.project_id = Some(first.project_id);
+        s.push(next, t(2)).await.unwrap();
+    }
+    let pulled = s.pull(first.project_id, None).await.unwrap();
+    assert_eq!(pulled.artifacts["plan_md"], "p11\n");
+    let spec = &pulled.artifacts["spec_md"];
+    let history = s
+        .history(first.project_id, &HistoryFilter::default())
+        .await
+        .unwrap();
+    let newest_spec = history.iter().find(|r| r.artifact == "spec_md").unwrap();
+    assert_eq!(
+        newest_spec.sha256,
+        content_hash(spec),
+        "the texts and the history agree"
+    );
+    assert!(spec == "v1\n" || spec.starts_with("gone "), "{spec}");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -441,4 +485,5 @@ contract!(
     exact_bytes_are_kept,
     tokens_are_kept_by_hash_and_revoked,
     concurrent_pushes_are_decided_one_by_one,
+    a_dropped_push_is_whole_or_absent,
 );

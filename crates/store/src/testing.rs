@@ -2,9 +2,10 @@
 //! each fixture gets a database of its own. Under CI the variable is required, so the Postgres
 //! half of the contract can never be skipped silently there.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{OpenOptions, PostgresStore, SqliteStore, Store};
+use crate::{OpenOptions, PostgresStore, PushInput, SqliteStore, Store};
 
 /// A store and what keeps it alive.
 #[derive(Debug)]
@@ -97,4 +98,10 @@ pub async fn open(backend: Backend) -> Option<TestStore> {
         Backend::Sqlite => Some(sqlite().await),
         Backend::Postgres => postgres().await,
     }
+}
+
+/// `input` pushed on `base` (artifact key → hash), as a client that pulled `base` pushes.
+pub fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
+    input.base = Some(base.clone());
+    input
 }

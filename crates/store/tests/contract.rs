@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use idse_protocol::content_hash;
-use idse_store::testing::{self, Backend};
+use idse_store::testing::{self, based, Backend};
 use idse_store::{HistoryFilter, PushInput, Store, StoreError};
 use serde_json::json;
 
@@ -23,11 +23,6 @@ fn push(name: &str, artifacts: &[(&str, &str)]) -> PushInput {
             .collect(),
         ..PushInput::default()
     }
-}
-
-fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
-    input.base = Some(base.clone());
-    input
 }
 
 async fn creates_then_updates_per_stage(s: &dyn Store) {

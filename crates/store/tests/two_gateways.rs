@@ -2,11 +2,9 @@
 //! remembers of its own writes never decides a push the other has made stale.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use idse_protocol::content_hash;
-use idse_store::testing;
+use idse_store::testing::{self, based};
 use idse_store::{OpenOptions, PostgresStore, PushInput, Store, StoreError};
 use sqlx::Row;
 use uuid::Uuid;
@@ -22,11 +20,6 @@ fn push(id: Uuid, session: &str, artifacts: &[(&str, &str)]) -> PushInput {
             .collect(),
         ..PushInput::default()
     }
-}
-
-fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
-    input.base = Some(base.clone());
-    input
 }
 
 #[tokio::test]

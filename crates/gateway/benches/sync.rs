@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p idse-gateway --bench sync` — prints p50/p99 latency and requests/s for a
 //! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients. Each client owns a
-//! project and pushes with base hashes, as the IDSE client does. `IDSE_BENCH_SCALE=0.2` shortens it;
+//! project and pushes with base hashes, as the IDSE client does. Stage texts are windows of real
+//! markdown (`IDSE_BENCH_TEXT=repeated`: one repeated line, the payload before stop 14, which
+//! compresses ~50x). `IDSE_BENCH_SCALE=0.2` shortens it;
 //! `IDSE_BENCH_STORES=postgres` runs one store,
 //! `IDSE_BENCH_OPS=push,pull` some operations.
 #![allow(clippy::unwrap_used)]
@@ -42,13 +44,43 @@ enum Op {
     Health,
 }
 
+/// Real markdown to cut stage texts from: this repository's README and benchmark notes.
+const PROSE: &str = concat!(
+    include_str!("../../../README.md"),
+    include_str!("../../../docs/benchmarks.md")
+);
+
+/// 10 KiB of real markdown (a window of `PROSE`, at an offset that differs for every stage,
+/// client and version), so texts compress as real docs do (lz4 ~1.5x) and not like a
+/// repeated line (~50x), which flattered any store that compresses (Postgres TOAST).
 fn text(stage: &str, client: usize, version: u64) -> String {
+    const SIZE: usize = 10 * 1024;
     let mut s = format!("# {stage} of client {client}, version {version}\n\n");
-    let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
-    while s.len() < 10 * 1024 {
-        s.push_str(line);
+    if std::env::var("IDSE_BENCH_TEXT").as_deref() == Ok("repeated") {
+        // The payload of stop 13 and before, for comparison: one line over and over.
+        let line =
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
+        while s.len() < SIZE {
+            s.push_str(line);
+        }
+        s.truncate(SIZE);
+        return s;
     }
-    s.truncate(10 * 1024);
+    let mixed = (client as u64 + 1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(version.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(stage.len() as u64 * 0x94D0_49BB_1331_11EB);
+    let span = PROSE.len().saturating_sub(SIZE).max(1) as u64;
+    let mut at = ((mixed >> 17) % span) as usize;
+    while !PROSE.is_char_boundary(at) {
+        at += 1;
+    }
+    for c in PROSE[at..].chars().chain(PROSE.chars()) {
+        if s.len() + c.len_utf8() > SIZE {
+            break;
+        }
+        s.push(c);
+    }
     s
 }
 
@@ -263,7 +295,12 @@ async fn main() {
         stores.retain(|(label, _)| only.split(',').any(|o| label.starts_with(o.trim())));
     }
     println!(
-        "7 stages x 10 KiB; latency in ms; {} cores",
+        "7 stages x 10 KiB of {}; latency in ms; {} cores",
+        if std::env::var("IDSE_BENCH_TEXT").as_deref() == Ok("repeated") {
+            "one repeated line"
+        } else {
+            "markdown prose"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("| store | operation | clients | p50 ms | p99 ms | req/s |");

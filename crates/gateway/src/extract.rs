@@ -39,16 +39,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Parses a JSON body, turning every serde failure into a sentence that says what to fix.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(ApiError::bad_request(
-            "invalid_encoding",
-            format!(
-                "The request body is not valid UTF-8 (bad byte at offset {}).",
-                e.valid_up_to()
-            ),
-            "Encode the JSON body, and every text in it, as UTF-8.",
-        ));
-    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                "invalid_encoding",
+                format!(
+                    "The request body is not valid UTF-8 (bad byte at offset {}).",
+                    e.valid_up_to()
+                ),
+                "Encode the JSON body, and every text in it, as UTF-8.",
+            ))
+        }
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "invalid_json",
@@ -56,7 +59,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Send a JSON object, e.g. {\"project_name\": \"demo\", \"artifacts\": {}}.",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // From the checked `str`, so serde_json does not check every string's UTF-8 again.
+    let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -3,6 +3,7 @@
 //! history) that both implementations share.
 
 mod error;
+mod hashes;
 mod model;
 mod postgres;
 mod rules;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use idse_protocol::{artifact_key_stage, content_hash, Stage, StageConflict};
+use idse_protocol::{artifact_key_stage, Stage, StageConflict};
 use serde_json::Value;
 
 use uuid::Uuid;
@@ -18,15 +18,20 @@ pub(crate) struct Hashed<'a> {
     pub hash: String,
 }
 
+#[cfg(test)]
 pub(crate) fn hash_artifacts(input: &PushInput) -> Vec<Hashed<'_>> {
+    use idse_protocol::content_hash;
+    let hashes = input.artifacts.values();
+    with_hashes(input, hashes.map(|t| content_hash(t)).collect())
+}
+
+/// `input.artifacts` with `hashes`, given in the same order.
+pub(crate) fn with_hashes(input: &PushInput, hashes: Vec<String>) -> Vec<Hashed<'_>> {
     input
         .artifacts
         .iter()
-        .map(|(key, text)| Hashed {
-            key,
-            text,
-            hash: content_hash(text),
-        })
+        .zip(hashes)
+        .map(|((key, text), hash)| Hashed { key, text, hash })
         .collect()
 }
 
@@ -190,6 +195,7 @@ pub(crate) fn legacy_session(state_json: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use idse_protocol::content_hash;
 
     fn input(artifacts: &[(&str, &str)], base: Option<&[(&str, &str)]>) -> PushInput {
         PushInput {

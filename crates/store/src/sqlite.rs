@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
@@ -25,6 +26,7 @@ use crate::{
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    texts: Arc<TextHashes>,
     _checkpoints: Arc<Checkpoints>,
 }
 
@@ -205,6 +207,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
+            texts: Arc::default(),
             _checkpoints: checkpoints,
         })
     }
@@ -354,10 +357,11 @@ impl SqliteStore {
     /// One push on the writer connection; whatever fails, its transaction is closed.
     async fn push_on_writer(
         writer: &SqlitePool,
+        texts: &TextHashes,
         input: &PushInput,
         now: DateTime<Utc>,
     ) -> Result<PushOutcome, StoreError> {
-        let hashed = rules::hash_artifacts(input);
+        let hashed = rules::with_hashes(input, texts.of(input));
         let mut conn = writer.acquire().await?;
         let result = Self::push_in_transaction(&mut conn, input, &hashed, now).await;
         if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
@@ -466,8 +470,8 @@ impl Store for SqliteStore {
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
         // Runs to its end even if the request is dropped meanwhile: between its statements it
         // holds the writer's transaction, which only it closes.
-        let writer = self.writer.clone();
-        tokio::spawn(async move { Self::push_on_writer(&writer, &input, now).await })
+        let (writer, texts) = (self.writer.clone(), self.texts.clone());
+        tokio::spawn(async move { Self::push_on_writer(&writer, &texts, &input, now).await })
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
     }

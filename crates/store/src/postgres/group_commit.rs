@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, Utc};
-use idse_protocol::content_hash;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, Row};
@@ -127,12 +126,13 @@ impl GroupCommit {
     }
 
     /// Queues a push to a known project (`input.project_id` is set) and waits for its answer.
+    /// `hashes` are those of `input.artifacts`, in its order.
     pub(super) async fn push(
         &self,
         input: PushInput,
+        hashes: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<Answer, StoreError> {
-        let hashes = input.artifacts.values().map(|t| content_hash(t)).collect();
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Queued {

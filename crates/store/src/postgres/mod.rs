@@ -15,6 +15,7 @@ use sqlx::types::Json;
 use sqlx::{Executor, Row};
 use uuid::Uuid;
 
+use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
@@ -25,6 +26,7 @@ use crate::{
 pub struct PostgresStore {
     pool: PgPool,
     commits: std::sync::Arc<group_commit::GroupCommit>,
+    texts: std::sync::Arc<TextHashes>,
 }
 
 // Legacy rows may hold NULL timestamps and revision, so the select coalesces them.
@@ -252,7 +254,11 @@ impl PostgresStore {
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let commits = std::sync::Arc::new(group_commit::GroupCommit::start(pool.clone()));
-        Ok(Self { pool, commits })
+        Ok(Self {
+            pool,
+            commits,
+            texts: std::sync::Arc::default(),
+        })
     }
 
     /// The pool, for tests and tools that need to look underneath.
@@ -572,7 +578,8 @@ impl Store for PostgresStore {
 
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
         let input = if input.project_id.is_some() {
-            match self.commits.push(input, now).await? {
+            let hashes = self.texts.of(&input);
+            match self.commits.push(input, hashes, now).await? {
                 group_commit::Answer::Done(outcome) => return Ok(outcome),
                 group_commit::Answer::Locked(input) => *input,
             }
@@ -580,7 +587,7 @@ impl Store for PostgresStore {
             input
         };
         // Creation by name, legacy adoption, or a hot project: under the row lock.
-        let hashed = rules::hash_artifacts(&input);
+        let hashed = rules::with_hashes(&input, self.texts.of(&input));
         let mut tx = self.pool.begin().await?;
         let (mut project, created, mut current) = Self::lock_project(&mut tx, &input, now).await?;
         if !created && project.revision == 0 && current.is_empty() {

@@ -1,6 +1,7 @@
 //! The team store: Postgres (or Supabase). Pushes to known projects are checked against one
-//! read and written by one compare-and-swap statement, many pushes at a time (`group_commit`);
-//! creation, legacy adoption and contended projects take the project's row lock.
+//! read (or what this gateway wrote last) and written by one compare-and-swap statement, many
+//! pushes at a time (`group_commit`); creation, legacy adoption and contended projects take the
+//! project's row lock.
 
 mod group_commit;
 

@@ -313,7 +313,7 @@ async fn read_check_write_on(
 #[derive(Debug)]
 enum Basis {
     /// What this gateway wrote last (see `Known`).
-    Known(Head, BTreeMap<String, String>),
+    Known(Head, Hashes),
     /// To read.
     Unknown,
     /// As read; `None`: no such project.
@@ -466,7 +466,7 @@ impl Known {
         }
     }
 
-    fn remember(&self, head: Head, hashes: BTreeMap<String, String>) {
+    fn remember(&self, head: Head, hashes: Hashes) {
         let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
         if heads.len() >= KNOWN_PROJECTS && !heads.contains_key(&head.id) {
             heads.clear();

@@ -102,7 +102,7 @@ const WRITE_PUSHES: &str = "WITH i AS ( \
 
 /// What of a project a push is written over: `WRITE_PUSHES` writes it only if the row still has
 /// this revision and mirrors this session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Head {
     id: Uuid,
     revision: i64,

@@ -1,3 +1,6 @@
+//! Pushes one project in a loop on a store, without HTTP, and prints push and pull latency:
+//! `push_loop <sqlite file or postgres URL>`; `N` sets the number of pushes (default 2,000).
+//! Lists pushes slower than 0.9 ms as (ms since the first push, µs), and p50/p99 per 2,000.
 #![allow(clippy::unwrap_used)]
 use idse_store::*;
 use std::time::Instant;
@@ -31,13 +34,19 @@ async fn main() {
     let out = store.push(input.clone(), chrono::Utc::now()).await.unwrap();
     input.project_id = Some(out.project_id);
     let mut hashes = out.hashes;
-    let n = 2000u64;
+    let n: u64 = std::env::var("N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
     let mut lat = vec![];
+    let mut starts = vec![];
+    let t0 = Instant::now();
     for v in 1..=n {
         let s = stages[(v % 7) as usize];
         input.artifacts.insert(s.into(), text(s, v));
         input.base = Some(hashes.clone());
         let t = Instant::now();
+        starts.push(t);
         hashes = store
             .push(input.clone(), chrono::Utc::now())
             .await
@@ -45,13 +54,22 @@ async fn main() {
             .hashes;
         lat.push(t.elapsed());
     }
-    let slow: Vec<(usize, u128)> = lat
+    let slow: Vec<(u128, u128)> = lat
         .iter()
-        .enumerate()
-        .filter(|(_, d)| d.as_millis() > 3)
-        .map(|(i, d)| (i, d.as_millis()))
+        .zip(&starts)
+        .filter(|(d, _)| d.as_micros() > 900)
+        .map(|(d, s)| (s.duration_since(t0).as_millis(), d.as_micros()))
         .collect();
     println!("slow: {slow:?}");
+    for (i, part) in lat.chunks(2000).enumerate() {
+        let mut part = part.to_vec();
+        part.sort();
+        println!(
+            "part {i}: p50 {:?} p99 {:?}",
+            part[part.len() / 2],
+            part[part.len() * 99 / 100]
+        );
+    }
     lat.sort();
     println!(
         "push p50 {:?} p99 {:?} max {:?}",

@@ -15,18 +15,23 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+mod wal_writeback;
+
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
     Store, StoreError, TokenRecord,
 };
+use wal_writeback::WalWriteback;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     texts: Arc<TextHashes>,
+    /// `None` for an in-memory database, and with full sync (every commit syncs the WAL).
+    writeback: Option<Arc<WalWriteback>>,
     _checkpoints: Arc<Checkpoints>,
 }
 
@@ -198,6 +203,13 @@ impl SqliteStore {
             .fetch_one(&checkpointer)
             .await?;
         let file = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
+        let writeback = match &file {
+            Some(file) if !options.sqlite_full_sync => Some(Arc::new(
+                WalWriteback::start(wal_file(file), wal_writeback::EVERY)
+                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?,
+            )),
+            _ => None,
+        };
         let checkpoints = Arc::new(Checkpoints::start(
             checkpointer,
             writer.clone(),
@@ -208,6 +220,7 @@ impl SqliteStore {
             writer,
             reader,
             texts: Arc::default(),
+            writeback,
             _checkpoints: checkpoints,
         })
     }
@@ -471,9 +484,16 @@ impl Store for SqliteStore {
         // Runs to its end even if the request is dropped meanwhile: between its statements it
         // holds the writer's transaction, which only it closes.
         let (writer, texts) = (self.writer.clone(), self.texts.clone());
-        tokio::spawn(async move { Self::push_on_writer(&writer, &texts, &input, now).await })
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
+        let writeback = self.writeback.clone();
+        tokio::spawn(async move {
+            let outcome = Self::push_on_writer(&writer, &texts, &input, now).await;
+            if let (Ok(_), Some(writeback)) = (&outcome, writeback) {
+                writeback.appended();
+            }
+            outcome
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {

@@ -50,13 +50,18 @@ const PROSE: &str = concat!(
     include_str!("../../../docs/benchmarks.md")
 );
 
+/// Whether `IDSE_BENCH_TEXT=repeated` asks for the old payload (one line over and over).
+fn repeated_payload() -> bool {
+    std::env::var("IDSE_BENCH_TEXT").as_deref() == Ok("repeated")
+}
+
 /// 10 KiB of real markdown (a window of `PROSE`, at an offset that differs for every stage,
 /// client and version), so texts compress as real docs do (lz4 ~1.5x) and not like a
 /// repeated line (~50x), which flattered any store that compresses (Postgres TOAST).
 fn text(stage: &str, client: usize, version: u64) -> String {
     const SIZE: usize = 10 * 1024;
     let mut s = format!("# {stage} of client {client}, version {version}\n\n");
-    if std::env::var("IDSE_BENCH_TEXT").as_deref() == Ok("repeated") {
+    if repeated_payload() {
         // The payload of stop 13 and before, for comparison: one line over and over.
         let line =
             "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n";
@@ -296,7 +301,7 @@ async fn main() {
     }
     println!(
         "7 stages x 10 KiB of {}; latency in ms; {} cores",
-        if std::env::var("IDSE_BENCH_TEXT").as_deref() == Ok("repeated") {
+        if repeated_payload() {
             "one repeated line"
         } else {
             "markdown prose"

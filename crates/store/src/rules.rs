@@ -18,13 +18,6 @@ pub(crate) struct Hashed<'a> {
     pub hash: String,
 }
 
-#[cfg(test)]
-pub(crate) fn hash_artifacts(input: &PushInput) -> Vec<Hashed<'_>> {
-    use idse_protocol::content_hash;
-    let hashes = input.artifacts.values();
-    with_hashes(input, hashes.map(|t| content_hash(t)).collect())
-}
-
 /// `input.artifacts` with `hashes`, given in the same order.
 pub(crate) fn with_hashes(input: &PushInput, hashes: Vec<String>) -> Vec<Hashed<'_>> {
     input
@@ -196,6 +189,11 @@ pub(crate) fn legacy_session(state_json: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use idse_protocol::content_hash;
+
+    fn hash_artifacts(input: &PushInput) -> Vec<Hashed<'_>> {
+        let hashes = input.artifacts.values();
+        with_hashes(input, hashes.map(|t| content_hash(t)).collect())
+    }
 
     fn input(artifacts: &[(&str, &str)], base: Option<&[(&str, &str)]>) -> PushInput {
         PushInput {

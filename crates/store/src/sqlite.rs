@@ -31,7 +31,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     texts: Arc<TextHashes>,
     /// `None` for an in-memory database, and with full sync (every commit syncs the WAL).
-    writeback: Option<Arc<WalWriteback>>,
+    writeback: Option<WalWriteback>,
     _checkpoints: Arc<Checkpoints>,
 }
 
@@ -204,10 +204,10 @@ impl SqliteStore {
             .await?;
         let file = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
         let writeback = match &file {
-            Some(file) if !options.sqlite_full_sync => Some(Arc::new(
+            Some(file) if !options.sqlite_full_sync => Some(
                 WalWriteback::start(wal_file(file), wal_writeback::EVERY)
                     .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?,
-            )),
+            ),
             _ => None,
         };
         let checkpoints = Arc::new(Checkpoints::start(

@@ -16,8 +16,8 @@ use std::time::Duration;
 /// Least time between two syncs: under load, a sync writes what ~3 ms of pushes appended.
 pub(super) const EVERY: Duration = Duration::from_millis(3);
 
-/// The writeback thread; it ends when this is dropped.
-#[derive(Debug)]
+/// The writeback thread; it ends when the last clone of this is dropped.
+#[derive(Debug, Clone)]
 pub(super) struct WalWriteback {
     wake: SyncSender<()>,
 }

@@ -7,7 +7,8 @@
 //! markdown (`IDSE_BENCH_TEXT=repeated`: one repeated line, the payload before stop 14, which
 //! compresses ~50x). `IDSE_BENCH_SCALE=0.2` shortens it;
 //! `IDSE_BENCH_STORES=postgres` runs one store,
-//! `IDSE_BENCH_OPS=push,pull` some operations.
+//! `IDSE_BENCH_OPS=push,pull` some operations; `IDSE_BENCH_SLOW=1` lists each client's requests
+//! slower than 1 ms as (ms since the start, µs), to see whether they come in bursts.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -238,10 +239,18 @@ async fn measure(url: &str, op: Op, clients: usize, per_client: usize, run: &str
         .map(|(client, bodies)| {
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(bodies.len());
+                let mut slow = Vec::new();
                 for (path, body) in bodies {
                     let t = Instant::now();
                     client.send(path, body).await;
-                    lat.push(t.elapsed());
+                    let took = t.elapsed();
+                    if took > Duration::from_millis(1) {
+                        slow.push((t.duration_since(started).as_millis(), took.as_micros()));
+                    }
+                    lat.push(took);
+                }
+                if std::env::var_os("IDSE_BENCH_SLOW").is_some() {
+                    eprintln!("slow: {slow:?}");
                 }
                 lat
             })

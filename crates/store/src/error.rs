@@ -1,6 +1,9 @@
 use idse_protocol::StageConflict;
 use uuid::Uuid;
 
+/// The driver's error (sqlx, or rusqlite for the SQLite writer), for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What can go wrong in a store; callers match on it to pick an HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -15,9 +18,9 @@ pub enum StoreError {
     #[error("{} stage(s) changed remotely since the pushed base", .0.len())]
     Conflict(Vec<StageConflict>),
     #[error("the database cannot be reached")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     #[error("the database failed")]
-    Backend(#[source] sqlx::Error),
+    Backend(#[source] BoxError),
     #[error("the database holds data this gateway cannot read: {0}")]
     Corrupt(String),
     #[error("the database schema could not be brought up to date")]
@@ -40,9 +43,9 @@ impl From<sqlx::Error> for StoreError {
             _ => false,
         };
         if down {
-            StoreError::Unavailable(e)
+            StoreError::Unavailable(Box::new(e))
         } else {
-            StoreError::Backend(e)
+            StoreError::Backend(Box::new(e))
         }
     }
 }

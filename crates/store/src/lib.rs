@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use error::StoreError;
+pub use error::{BoxError, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rules::stage_states;

@@ -1,5 +1,5 @@
-//! The embedded store: one SQLite file in WAL mode, one writer connection (so pushes are
-//! serialised without busy retries) and a pool of readers.
+//! The embedded store: one SQLite file in WAL mode, one writer connection on a thread of its
+//! own (so pushes are serialised without busy retries) and a pool of readers.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -15,7 +16,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+mod checkpoints;
 mod wal_writeback;
+mod writer;
 
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
@@ -23,31 +26,19 @@ use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
     Store, StoreError, TokenRecord,
 };
+use checkpoints::Checkpoints;
 use wal_writeback::WalWriteback;
+use writer::Writer;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
     texts: Arc<TextHashes>,
-    /// `None` for an in-memory database, and with full sync (every commit syncs the WAL).
+    /// `None` with full sync (every commit syncs the WAL).
     writeback: Option<WalWriteback>,
     _checkpoints: Arc<Checkpoints>,
 }
-
-/// Checkpoints the WAL in the background, so no push waits for a whole checkpoint; stops with
-/// the last clone of the store.
-#[derive(Debug)]
-struct Checkpoints(tokio::task::AbortHandle);
-
-impl Drop for Checkpoints {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// How often the background checkpoint runs.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// WAL size past which a round finishes on the writer, and to which a WAL that grew under
 /// load is cut back when it starts over.
@@ -61,88 +52,6 @@ fn wal_file(db: &std::path::Path) -> std::path::PathBuf {
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
     wal.into()
-}
-
-impl Checkpoints {
-    /// Each round copies the WAL into the database from `background`, which pushes do not wait
-    /// for. The WAL starts over only at a push that begins with every frame copied; under
-    /// steady pushes the background copy never catches up with the frames appended meanwhile,
-    /// so the WAL would grow without end (measured: 100 MiB after 2,000 back-to-back pushes).
-    /// Past `restart_frames` the round therefore ends on the `writer` connection, between two
-    /// pushes, where it copies what is left and the next push starts the WAL over.
-    fn start(
-        background: SqlitePool,
-        writer: SqlitePool,
-        file: Option<std::path::PathBuf>,
-        restart_frames: i64,
-    ) -> Self {
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            loop {
-                tick.tick().await;
-                let round = match checkpoint(&background).await {
-                    Ok(frames) if frames >= restart_frames => {
-                        finish_round(&background, &writer, file.as_deref(), frames).await
-                    }
-                    other => other,
-                };
-                if let Err(e) = round {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        });
-        Self(task.abort_handle())
-    }
-}
-
-/// Frames a round may leave for the writer to copy: 512 KiB.
-const FINISH_FRAMES: i64 = 128;
-
-/// Ends a round on the writer, which pushes wait for. The background copies again first while
-/// pushes keep appending (each pass has less to copy, so less is appended during it) and syncs
-/// the files, so the writer copies and syncs only the last few frames: measured under
-/// back-to-back pushes, the writer's part went from 40–100 ms to about 20 ms, once per 64 MiB
-/// of WAL.
-async fn finish_round(
-    background: &SqlitePool,
-    writer: &SqlitePool,
-    file: Option<&std::path::Path>,
-    mut frames: i64,
-) -> Result<i64, sqlx::Error> {
-    for _ in 0..8 {
-        let now = checkpoint(background).await?;
-        let appended = now - frames;
-        frames = now;
-        if appended <= FINISH_FRAMES {
-            break;
-        }
-    }
-    // The passes above leave the database file unsynced (SQLite syncs it only when a pass
-    // copied the whole WAL, which under load none does), and the WAL holds what was appended
-    // meanwhile. Syncing both here, off the writer, leaves the writer a few pages to sync
-    // instead of tens of MiB.
-    if let Some(file) = file {
-        let files = [file.to_owned(), wal_file(file)];
-        let synced = tokio::task::spawn_blocking(move || {
-            files
-                .iter()
-                .try_for_each(|f| std::fs::OpenOptions::new().write(true).open(f)?.sync_data())
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = synced.map_err(std::io::Error::other) {
-            tracing::warn!(error = %e, "syncing the database files failed");
-        }
-    }
-    checkpoint(writer).await
-}
-
-/// A passive checkpoint; answers how many frames the WAL holds.
-async fn checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(pool)
-            .await?;
-    Ok(frames)
 }
 
 const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json, p.created_at, \
@@ -175,47 +84,47 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(10))
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
             .foreign_keys(true);
-        // No liveness ping before each use (a hop to SQLite's worker thread): a connection to a
-        // local file does not go stale, and a broken one fails the query itself.
-        let writer = SqlitePoolOptions::new()
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(
-                options
-                    .acquire_timeout
-                    .max(std::time::Duration::from_secs(10)),
-            )
             .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
-        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        sqlx::migrate!("migrations/sqlite").run(&migrator).await?;
+        migrator.close().await;
+        // No liveness ping before each use (a hop to SQLite's worker thread): a connection to a
+        // local file does not go stale, and a broken one fails the query itself.
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.clamp(1, 8))
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone().read_only(true))
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
-            .await?;
         // The database's own file ("" for an in-memory database).
         let (_, _, file): (i64, String, String) = sqlx::query_as("PRAGMA database_list")
-            .fetch_one(&checkpointer)
+            .fetch_one(&reader)
             .await?;
-        let file = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
-        let writeback = match &file {
-            Some(file) if !options.sqlite_full_sync => Some(
-                WalWriteback::start(wal_file(file), wal_writeback::EVERY)
-                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?,
-            ),
-            _ => None,
+        if file.is_empty() {
+            return Err(StoreError::Unavailable(
+                "the gateway keeps its data in a SQLite file; an in-memory database is not supported"
+                    .into(),
+            ));
+        }
+        let file = std::path::PathBuf::from(file);
+        // Twice the round's size: only reached if the background rounds fall behind.
+        let writer = Writer::start(&file, options.sqlite_full_sync, 2 * restart_frames).await?;
+        let writeback = if options.sqlite_full_sync {
+            None
+        } else {
+            Some(
+                WalWriteback::start(wal_file(&file), wal_writeback::EVERY)
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            )
         };
         let checkpoints = Arc::new(Checkpoints::start(
-            checkpointer,
-            writer.clone(),
             file,
+            writer.clone(),
             restart_frames,
-        ));
+            options.sqlite_full_sync,
+        )?);
         Ok(Self {
             writer,
             reader,
@@ -275,19 +184,20 @@ async fn select_project(
     row.as_ref().map(project_from_row).transpose()
 }
 
+/// A session's current texts: artifact, text and hash.
+const SESSION_TEXTS: &str = "SELECT d.artifact, r.text, d.sha256 FROM documents d \
+     JOIN revisions r ON r.id = d.rev_id WHERE d.project_id = ?1 AND d.session_id = ?2";
+
 async fn session_texts(
     conn: &mut SqliteConnection,
     project: Uuid,
     session: &str,
 ) -> Result<BTreeMap<String, (String, String)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT d.artifact, r.text, d.sha256 FROM documents d JOIN revisions r ON r.id = d.rev_id \
-         WHERE d.project_id = ? AND d.session_id = ?",
-    )
-    .bind(project.to_string())
-    .bind(session)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(SESSION_TEXTS)
+        .bind(project.to_string())
+        .bind(session)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -298,173 +208,179 @@ async fn session_texts(
         .collect()
 }
 
-impl SqliteStore {
-    /// Begins the push's transaction and reads the pushed-to project (created by name if needed)
-    /// and the session's current hashes, in one query. The writer connection is the only
-    /// writer, so nothing moves under us.
-    async fn find_or_create(
-        conn: &mut SqliteConnection,
-        input: &PushInput,
-        now: DateTime<Utc>,
-    ) -> Result<(ProjectRecord, bool, BTreeMap<String, String>), StoreError> {
-        let (filter, key) = match input.project_id {
-            Some(id) => ("p.id = ?1", id.to_string()),
-            None => ("p.name = ?1", input.project_name.clone()),
+/// A push's project as the push finds it, before it is checked.
+struct Head {
+    id: Uuid,
+    revision: i64,
+    created: bool,
+    /// The pushed-to session's current hash of each artifact.
+    hashes: BTreeMap<String, String>,
+}
+
+/// One push, on the writer thread: check and write are one transaction.
+fn push_on(
+    conn: &mut rusqlite::Connection,
+    input: &PushInput,
+    hashes: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<PushOutcome, StoreError> {
+    let hashed = rules::with_hashes(input, hashes);
+    // IMMEDIATE takes the write lock now, so another process writing the same file waits for it
+    // (busy timeout) instead of failing the push at its first write. Dropped without a commit,
+    // the transaction rolls back.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let head = find_or_create(&tx, input, now)?;
+    let changes = match rules::plan_push(&head.hashes, &hashed, input) {
+        Ok(changes) => changes,
+        Err(pending) => {
+            let mut texts = BTreeMap::new();
+            let mut query = tx.prepare_cached(SESSION_TEXTS)?;
+            let mut rows = query.query(params![head.id.to_string(), input.session_id])?;
+            while let Some(row) = rows.next()? {
+                texts.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
+            }
+            return Err(rules::conflict_error(pending, &texts));
+        }
+    };
+    let revision = head.revision + i64::from(!changes.is_empty());
+    write_push(&tx, head.id, revision, input, &changes, now)?;
+    tx.commit()?;
+    Ok(rules::outcome(
+        head.id,
+        head.created,
+        revision,
+        head.hashes,
+        &changes,
+    ))
+}
+
+/// Reads the pushed-to project (created by name if needed) and the session's current hashes.
+fn find_or_create(
+    tx: &rusqlite::Transaction<'_>,
+    input: &PushInput,
+    now: DateTime<Utc>,
+) -> Result<Head, StoreError> {
+    let (filter, key) = match input.project_id {
+        Some(id) => ("p.id = ?1", id.to_string()),
+        None => ("p.name = ?1", input.project_name.clone()),
+    };
+    let sql = format!(
+        "SELECT p.id, p.revision, (SELECT json_group_object(d.artifact, d.sha256) \
+         FROM documents d WHERE d.project_id = p.id AND d.session_id = ?2) \
+         FROM project_rows p WHERE {filter}"
+    );
+    let found = tx
+        .prepare_cached(&sql)?
+        .query_row(params![key, input.session_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?;
+    if let Some((id, revision, hashes)) = found {
+        let id = Uuid::parse_str(&id)
+            .map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))?;
+        let hashes = match hashes {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("document hashes do not parse: {e}")))?,
+            None => BTreeMap::new(),
         };
-        // Opens the push's transaction in the same round trip to SQLite's worker thread.
-        // IMMEDIATE takes the write lock now, so another process writing the same file waits
-        // for it (busy timeout) instead of failing the push at its first write.
-        let sql = format!(
-            "BEGIN IMMEDIATE; SELECT {PROJECT_COLUMNS}, (SELECT json_group_object(d.artifact, d.sha256) \
-             FROM documents d WHERE d.project_id = p.id AND d.session_id = ?2) AS hashes \
-             FROM project_rows p WHERE {filter}"
-        );
-        if let Some(row) = sqlx::query(&sql)
-            .bind(&key)
-            .bind(&input.session_id)
-            .fetch_optional(&mut *conn)
-            .await?
-        {
-            let hashes: BTreeMap<String, String> =
-                match row.try_get::<Option<String>, _>("hashes")? {
-                    Some(json) => serde_json::from_str(&json).map_err(|e| {
-                        StoreError::Corrupt(format!("document hashes do not parse: {e}"))
-                    })?,
-                    None => BTreeMap::new(),
-                };
-            return Ok((project_from_row(&row)?, false, hashes));
-        }
-        if let Some(id) = input.project_id {
-            return Err(StoreError::ProjectNotFound(id));
-        }
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO project_rows (id, name, stack, framework, created_at, updated_at, revision) \
-             VALUES (?, ?, ?, ?, ?, ?, 0)",
-        )
-        .bind(id.to_string())
-        .bind(&input.project_name)
-        .bind(&input.stack)
-        .bind(&input.framework)
-        .bind(micros(now))
-        .bind(micros(now))
-        .execute(&mut *conn)
-        .await?;
-        let project = ProjectRecord {
+        return Ok(Head {
             id,
-            name: input.project_name.clone(),
-            stack: input.stack.clone(),
-            framework: input.framework.clone(),
-            state_json: None,
-            created_at: now,
-            updated_at: now,
-            last_synced: None,
-            last_agent: None,
-            last_author: None,
-            last_session_id: None,
-            revision: 0,
-        };
-        Ok((project, true, BTreeMap::new()))
+            revision,
+            created: false,
+            hashes,
+        });
     }
-
-    /// One push on the writer connection; whatever fails, its transaction is closed.
-    async fn push_on_writer(
-        writer: &SqlitePool,
-        texts: &TextHashes,
-        input: &PushInput,
-        now: DateTime<Utc>,
-    ) -> Result<PushOutcome, StoreError> {
-        let hashed = rules::with_hashes(input, texts.of(input));
-        let mut conn = writer.acquire().await?;
-        let result = Self::push_in_transaction(&mut conn, input, &hashed, now).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-            // Either no transaction was open, or it could not be closed: a new connection
-            // is certain to hold none.
-            conn.close_on_drop();
-        }
-        result
+    if let Some(id) = input.project_id {
+        return Err(StoreError::ProjectNotFound(id));
     }
+    let id = Uuid::new_v4();
+    tx.prepare_cached(
+        "INSERT INTO project_rows (id, name, stack, framework, created_at, updated_at, revision) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0)",
+    )?
+    .execute(params![
+        id.to_string(),
+        input.project_name,
+        input.stack,
+        input.framework,
+        micros(now)
+    ])?;
+    Ok(Head {
+        id,
+        revision: 0,
+        created: true,
+        hashes: BTreeMap::new(),
+    })
+}
 
-    async fn push_in_transaction(
-        conn: &mut SqliteConnection,
-        input: &PushInput,
-        hashed: &[Hashed<'_>],
-        now: DateTime<Utc>,
-    ) -> Result<PushOutcome, StoreError> {
-        let (project, created, current) = Self::find_or_create(conn, input, now).await?;
-        let changes = match rules::plan_push(&current, hashed, input) {
-            Ok(changes) => changes,
-            Err(pending) => {
-                let texts = session_texts(conn, project.id, &input.session_id).await?;
-                return Err(rules::conflict_error(pending, &texts));
-            }
-        };
-        let revision = Self::apply_and_commit(conn, &project, input, &changes, now).await?;
-        Ok(rules::outcome(
-            project.id, created, revision, current, &changes,
-        ))
-    }
-
-    /// Writes a checked push and commits, in one round trip to SQLite's worker thread (each
-    /// statement sent on its own cost a thread wake-up both ways, most of a push's time).
-    async fn apply_and_commit(
-        conn: &mut SqliteConnection,
-        project: &ProjectRecord,
-        input: &PushInput,
-        changes: &[&Hashed<'_>],
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let revision = project.revision + i64::from(!changes.is_empty());
-        // Numbered parameters are shared by all the statements: ?1 id, ?2 session, ?3
-        // revision, ?4 agent, ?5 author, ?6 time, ?7 state, ?8 metadata, ?9 stack,
-        // ?10 framework, then key, hash and text of each change.
-        let mut sql = String::new();
-        if !changes.is_empty() {
-            // One statement for every changed stage; a trigger moves the documents along.
-            sql.push_str(
-                "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, \
-                 agent, author, pushed_at) VALUES ",
-            );
-            for i in 0..changes.len() {
-                let n = 11 + 3 * i;
-                let sep = if i == 0 { "" } else { ", " };
-                let (key, hash, text) = (n, n + 1, n + 2);
-                sql.push_str(&format!(
-                    "{sep}(?1, ?2, ?{key}, ?3, ?{hash}, ?{text}, ?4, ?5, ?6)"
-                ));
-            }
-            sql.push_str("; ");
-        }
-        sql.push_str(
-            "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, \
-             created_at, updated_at) VALUES (?1, ?2, ?7, ?8, ?6, ?6) \
-             ON CONFLICT (project_id, session_id) DO UPDATE SET \
-             state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
-             session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
-             updated_at = excluded.updated_at; \
-             UPDATE project_rows SET updated_at = ?6, last_synced = ?6, revision = ?3, \
-             last_session_id = ?2, stack = COALESCE(?9, stack), framework = COALESCE(?10, framework), \
-             state_json = COALESCE(?7, state_json), last_agent = COALESCE(?4, last_agent), \
-             last_author = COALESCE(?5, last_author) WHERE id = ?1; \
-             COMMIT",
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(project.id.to_string())
-            .bind(&input.session_id)
-            .bind(revision)
-            .bind(input.effective_agent())
-            .bind(&input.author)
-            .bind(micros(now))
-            .bind(input.state_json.as_ref().map(Value::to_string))
-            .bind(input.session_metadata.as_ref().map(Value::to_string))
-            .bind(&input.stack)
-            .bind(&input.framework);
+/// Writes a checked push: a history row per changed stage (a trigger moves the documents
+/// along), the session, and the project row.
+fn write_push(
+    tx: &rusqlite::Transaction<'_>,
+    project: Uuid,
+    revision: i64,
+    input: &PushInput,
+    changes: &[&Hashed<'_>],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (id, at, agent) = (project.to_string(), micros(now), input.effective_agent());
+    if !changes.is_empty() {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, \
+             agent, author, pushed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
         for change in changes {
-            query = query.bind(change.key).bind(&change.hash).bind(change.text);
+            insert.execute(params![
+                id,
+                input.session_id,
+                change.key,
+                revision,
+                change.hash,
+                change.text,
+                agent,
+                input.author,
+                at
+            ])?;
         }
-        query.execute(&mut *conn).await?;
-        Ok(revision)
     }
+    let state = input.state_json.as_ref().map(Value::to_string);
+    tx.prepare_cached(
+        "INSERT INTO project_sessions (project_id, session_id, state_json, session_metadata, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) \
+         ON CONFLICT (project_id, session_id) DO UPDATE SET \
+         state_json = COALESCE(excluded.state_json, project_sessions.state_json), \
+         session_metadata = COALESCE(excluded.session_metadata, project_sessions.session_metadata), \
+         updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        id,
+        input.session_id,
+        state,
+        input.session_metadata.as_ref().map(Value::to_string),
+        at
+    ])?;
+    tx.prepare_cached(
+        "UPDATE project_rows SET updated_at = ?2, last_synced = ?2, revision = ?3, \
+         last_session_id = ?4, stack = COALESCE(?5, stack), framework = COALESCE(?6, framework), \
+         state_json = COALESCE(?7, state_json), last_agent = COALESCE(?8, last_agent), \
+         last_author = COALESCE(?9, last_author) WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        at,
+        revision,
+        input.session_id,
+        input.stack,
+        input.framework,
+        state,
+        agent,
+        input.author
+    ])?;
+    Ok(())
 }
 
 #[async_trait]
@@ -481,19 +397,16 @@ impl Store for SqliteStore {
     }
 
     async fn push(&self, input: PushInput, now: DateTime<Utc>) -> Result<PushOutcome, StoreError> {
-        // Runs to its end even if the request is dropped meanwhile: between its statements it
-        // holds the writer's transaction, which only it closes.
-        let (writer, texts) = (self.writer.clone(), self.texts.clone());
-        let writeback = self.writeback.clone();
-        tokio::spawn(async move {
-            let outcome = Self::push_on_writer(&writer, &texts, &input, now).await;
-            if let (Ok(_), Some(writeback)) = (&outcome, writeback) {
-                writeback.appended();
-            }
-            outcome
-        })
-        .await
-        .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
+        // Hashed here, so the writer thread spends its time writing.
+        let hashes = self.texts.of(&input);
+        let outcome = self
+            .writer
+            .run(move |conn| push_on(conn, &input, hashes, now))
+            .await;
+        if let (Ok(_), Some(writeback)) = (&outcome, &self.writeback) {
+            writeback.appended();
+        }
+        outcome
     }
 
     async fn pull(&self, project: Uuid, session: Option<&str>) -> Result<Snapshot, StoreError> {
@@ -619,20 +532,21 @@ impl Store for SqliteStore {
         read_only: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO gateway_tokens (name, sha256, read_only, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(sha256)
-        .bind(read_only)
-        .bind(micros(now))
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::TokenExists(name.to_owned()));
-        }
-        Ok(())
+        let (name, sha256) = (name.to_owned(), sha256.to_owned());
+        self.writer
+            .run(move |conn| {
+                let added = conn
+                    .prepare_cached(
+                        "INSERT INTO gateway_tokens (name, sha256, read_only, created_at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+                    )?
+                    .execute(params![name, sha256, read_only, micros(now)])?;
+                if added == 0 {
+                    return Err(StoreError::TokenExists(name));
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -645,14 +559,18 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE gateway_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-        )
-        .bind(micros(now))
-        .bind(name)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let name = name.to_owned();
+        self.writer
+            .run(move |conn| {
+                let revoked = conn
+                    .prepare_cached(
+                        "UPDATE gateway_tokens SET revoked_at = ?1 \
+                         WHERE name = ?2 AND revoked_at IS NULL",
+                    )?
+                    .execute(params![micros(now), name])?;
+                Ok(revoked == 1)
+            })
+            .await
     }
 
     async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -713,7 +631,7 @@ mod tests {
         // Back to back for three checkpoint rounds: no pause lets a background copy finish.
         let started = std::time::Instant::now();
         let mut version = 1;
-        while started.elapsed() < CHECKPOINT_EVERY * 3 {
+        while started.elapsed() < checkpoints::EVERY * 3 {
             input
                 .artifacts
                 .insert("spec_md".to_owned(), format!("{version}\n{body}"));

@@ -101,7 +101,7 @@ impl Drop for GroupCommit {
 }
 
 fn closed() -> StoreError {
-    StoreError::Unavailable(sqlx::Error::PoolClosed)
+    StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed))
 }
 
 impl GroupCommit {
@@ -215,9 +215,9 @@ async fn run(
             let shared = e.to_string();
             let mut first = Some(e);
             for job in batch {
-                let e = first.take().unwrap_or_else(|| {
-                    StoreError::Unavailable(sqlx::Error::Protocol(shared.clone()))
-                });
+                let e = first
+                    .take()
+                    .unwrap_or_else(|| StoreError::Unavailable(shared.clone().into()));
                 job.answer(Err(e));
             }
             return Vec::new();

@@ -109,8 +109,8 @@ impl SqliteStore {
             ));
         }
         let file = std::path::PathBuf::from(file);
-        // Twice the round's size: only reached if the background rounds fall behind.
-        let writer = Writer::start(&file, options.sqlite_full_sync, 2 * restart_frames).await?;
+        // Eight rounds' worth: only reached if both background threads fall behind.
+        let writer = Writer::start(&file, options.sqlite_full_sync, 8 * restart_frames).await?;
         let writeback = if options.sqlite_full_sync {
             None
         } else {

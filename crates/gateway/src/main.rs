@@ -146,9 +146,32 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let database = match args
+        .database
+        .clone()
+        .or_else(|| std::env::var("SUPABASE_DB_URL").ok())
+    {
+        Some(url) if !url.trim().is_empty() => url,
+        _ => default_database()?,
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // TOKIO_WORKER_THREADS, when set, is the operator's choice (tokio reads it).
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(threads) = idse_store::runtime_threads(&database, cores) {
+            runtime.worker_threads(threads);
+        }
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?
+        .block_on(serve(args, database))
+}
+
+async fn serve(args: Args, database: String) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -162,14 +185,6 @@ async fn main() -> anyhow::Result<()> {
     if args.max_artifact_bytes > args.max_body_bytes {
         bail!("--max-artifact-bytes must not exceed --max-body-bytes");
     }
-    let database = match args
-        .database
-        .clone()
-        .or_else(|| std::env::var("SUPABASE_DB_URL").ok())
-    {
-        Some(url) if !url.trim().is_empty() => url,
-        _ => default_database()?,
-    };
     let options = OpenOptions {
         max_connections: args.max_connections,
         sqlite_full_sync: args.sqlite_full_sync,

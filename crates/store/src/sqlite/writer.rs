@@ -47,13 +47,17 @@ impl Writer {
                     }
                 };
                 for job in queue {
-                    // A job that panics drops its reply (its caller gets an error); the
-                    // connection must not keep the transaction it may have left open.
-                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
-                    if ran.is_err() && !conn.is_autocommit() {
+                    // A job that panics drops its reply, so its caller gets an error.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                    // No job may leave a transaction open (a panic, or a rollback that failed
+                    // as its transaction was dropped): every later write would fail to begin.
+                    if !conn.is_autocommit() {
                         if let Err(e) = conn.execute_batch("ROLLBACK") {
-                            tracing::error!(error = %e, "the writer could not roll back after a panic");
-                            return;
+                            tracing::error!(error = %e, "the writer could not roll back; reopening");
+                            match connect(&file, full_sync, backstop) {
+                                Ok(fresh) => conn = fresh,
+                                Err(e) => tracing::error!(error = %e, "the writer could not reopen"),
+                            }
                         }
                     }
                 }

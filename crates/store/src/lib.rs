@@ -91,7 +91,8 @@ pub fn is_postgres(url: &str) -> bool {
 /// on threads of its own, and its writer does best with a CPU to itself: on the 2-core test VM
 /// one runtime thread instead of two took one-client pushes from p50 0.38–0.42 / p99
 /// 0.63–1.10 ms to 0.34–0.40 / 0.54–0.73 ms, and 16 clients from 5,157–6,328 to 5,414–7,209
-/// pushes/s (`docs/benchmarks.md`, stop 16).
+/// pushes/s; the price is 16-client pulls, whose JSON the runtime writes: about 10–20% fewer
+/// per second (`docs/benchmarks.md`, stop 16).
 pub fn runtime_threads(url: &str, cores: usize) -> Option<usize> {
     (!is_postgres(url)).then(|| cores.saturating_sub(1).max(1))
 }

@@ -197,12 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_checkpoint_thread_runs_at_idle_priority() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.sqlite3");
-        Connection::open(&file)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER)")
-            .unwrap();
+        let (_dir, file) = writer::test_database("CREATE TABLE t (n INTEGER)");
         let writer = Writer::start(&file, false, 1000).await.unwrap();
         let _checkpoints = Checkpoints::start(file, writer, 1000, false).unwrap();
         // The thread names itself and lowers its priority as it starts.

@@ -158,6 +158,19 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// A database file in WAL mode made by `schema`, in a folder deleted with the answered guard.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) fn test_database(schema: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.sqlite3");
+    Connection::open(&file)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA journal_mode = WAL; {schema}"))
+        .unwrap();
+    (dir, file)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -165,12 +178,7 @@ mod tests {
     use super::*;
 
     async fn writer() -> (tempfile::TempDir, Writer) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.sqlite3");
-        Connection::open(&file)
-            .unwrap()
-            .execute_batch("CREATE TABLE t (n INTEGER NOT NULL)")
-            .unwrap();
+        let (dir, file) = test_database("CREATE TABLE t (n INTEGER NOT NULL)");
         let writer = Writer::start(&file, false, 1000).await.unwrap();
         (dir, writer)
     }
@@ -216,12 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_backstop_the_writer_starts_the_wal_over_by_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.sqlite3");
-        Connection::open(&file)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (b BLOB NOT NULL)")
-            .unwrap();
+        let (_dir, file) = test_database("CREATE TABLE t (b BLOB NOT NULL)");
         // No background checkpoint here: only the writer's own can start the WAL over.
         let writer = Writer::start(&file, false, 16).await.unwrap();
         let insert = |writer: Writer| async move {

@@ -212,6 +212,27 @@ async fn sessions_are_kept_apart(s: &dyn Store) {
     assert!(matches!(unknown, Err(StoreError::SessionNotFound { .. })));
 }
 
+async fn a_session_without_texts_pulls_empty(s: &dyn Store) {
+    let mut empty = push("iota", &[]);
+    empty.state_json = Some(json!({"stages": {"intent": "in_progress"}}));
+    let created = s.push(empty, t(0)).await.unwrap();
+    assert_eq!(created.revision, 0, "nothing changed");
+    let pulled = s.pull(created.project_id, None).await.unwrap();
+    assert_eq!(pulled.session_id, "__blueprint__");
+    assert!(pulled.artifacts.is_empty(), "{:?}", pulled.artifacts);
+    assert!(pulled.hashes.is_empty());
+    assert_eq!(pulled.name, "iota");
+    assert_eq!(
+        idse_store::stage_states(pulled.state_json.as_ref())["intent"],
+        "in_progress"
+    );
+    let named = s
+        .pull(created.project_id, Some("__blueprint__"))
+        .await
+        .unwrap();
+    assert!(named.artifacts.is_empty());
+}
+
 async fn agents_come_from_state_json_too(s: &dyn Store) {
     let mut p = push("eta", &[("spec_md", "x")]);
     p.state_json = Some(json!({"last_agent": "claude-code"}));
@@ -474,6 +495,7 @@ contract!(
     same_text_never_conflicts_or_bumps,
     old_clients_overwrite_but_nothing_is_lost,
     sessions_are_kept_apart,
+    a_session_without_texts_pulls_empty,
     agents_come_from_state_json_too,
     projects_are_newest_first,
     unknown_projects_are_not_found,

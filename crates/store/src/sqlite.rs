@@ -9,10 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -47,6 +44,27 @@ const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// `WAL_LIMIT_BYTES` in WAL frames (one 4 KiB page each, SQLite's default page size).
 const WAL_RESTART_FRAMES: i64 = WAL_LIMIT_BYTES / 4096;
 
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The settings of every connection to the file, sqlx's and the writer's (`writer::connect`).
+fn pragmas(full_sync: bool) -> [(&'static str, String); 4] {
+    [
+        ("journal_mode", "WAL".to_owned()),
+        (
+            "synchronous",
+            if full_sync { "FULL" } else { "NORMAL" }.to_owned(),
+        ),
+        ("journal_size_limit", WAL_LIMIT_BYTES.to_string()),
+        ("foreign_keys", "ON".to_owned()),
+    ]
+}
+
+/// A project id as stored: a UUID in text.
+fn project_id(id: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))
+}
+
 /// The WAL that SQLite keeps beside the database file `db`.
 fn wal_file(db: &std::path::Path) -> std::path::PathBuf {
     let mut wal = db.as_os_str().to_owned();
@@ -73,17 +91,11 @@ impl SqliteStore {
         } else {
             SqliteConnectOptions::new().filename(location)
         };
-        let connect = base
+        let connect = pragmas(options.sqlite_full_sync)
+            .into_iter()
+            .fold(base, |connect, (name, value)| connect.pragma(name, value))
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if options.sqlite_full_sync {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
-            .foreign_keys(true);
+            .busy_timeout(BUSY_TIMEOUT);
         let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(connect.clone().pragma("wal_autocheckpoint", "0"))
@@ -153,8 +165,7 @@ fn parse_json(text: Option<String>) -> Result<Option<Value>, StoreError> {
 fn project_from_row(row: &SqliteRow) -> Result<ProjectRecord, StoreError> {
     let id: String = row.try_get("id")?;
     Ok(ProjectRecord {
-        id: Uuid::parse_str(&id)
-            .map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))?,
+        id: project_id(&id)?,
         name: row.try_get("name")?,
         stack: row.try_get("stack")?,
         framework: row.try_get("framework")?,
@@ -260,8 +271,7 @@ fn find_or_create(
         })
         .optional()?;
     if let Some((id, revision, hashes)) = found {
-        let id = Uuid::parse_str(&id)
-            .map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))?;
+        let id = project_id(&id)?;
         let hashes = match hashes {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt(format!("document hashes do not parse: {e}")))?,

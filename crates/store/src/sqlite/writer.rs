@@ -111,7 +111,7 @@ fn writer_gone() -> StoreError {
     StoreError::Unavailable("the SQLite writer thread has stopped".into())
 }
 
-/// Opens `file` with the settings of the store's sqlx connections (see `SqliteStore::open`);
+/// Opens `file` with the settings of the store's sqlx connections (`super::pragmas`);
 /// `autocheckpoint` is SQLite's `wal_autocheckpoint`, in frames (0: never).
 pub(super) fn connect(
     file: &Path,
@@ -122,16 +122,11 @@ pub(super) fn connect(
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if full_sync { "FULL" } else { "NORMAL" },
-    )?;
-    conn.pragma_update(None, "journal_size_limit", super::WAL_LIMIT_BYTES)?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    for (name, value) in super::pragmas(full_sync) {
+        conn.pragma_update(None, name, value)?;
+    }
     conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
-    conn.pragma_update(None, "foreign_keys", true)?;
     Ok(conn)
 }
 
@@ -203,6 +198,27 @@ mod tests {
             .unwrap();
         assert!(!open);
         assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn the_writer_has_the_settings_of_every_connection() {
+        let (_dir, file) = test_database("");
+        for (full_sync, synchronous) in [(false, 1), (true, 2)] {
+            let conn = connect(&file, full_sync, 64).unwrap();
+            let get = |pragma: &str| -> String {
+                conn.query_row(&format!("PRAGMA {pragma}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+            };
+            assert_eq!(get("journal_mode"), "Text(\"wal\")");
+            assert_eq!(get("synchronous"), format!("Integer({synchronous})"));
+            assert_eq!(get("foreign_keys"), "Integer(1)");
+            let limit = super::super::WAL_LIMIT_BYTES;
+            assert_eq!(get("journal_size_limit"), format!("Integer({limit})"));
+            assert_eq!(get("wal_autocheckpoint"), "Integer(64)");
+        }
     }
 
     #[tokio::test]

@@ -67,7 +67,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => ApiError::bad_request(
                 "invalid_field",
-                if path == "." {
+                if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                    // Every body the gateway takes is an object; serde reads a struct from an
+                    // array too, and would explain it by the struct's number of fields.
+                    "The request body is not a JSON object.".to_owned()
+                } else if path == "." {
                     format!("The request body has the wrong shape: {inner}.")
                 } else {
                     format!("The field `{path}` is wrong: {inner}.")
@@ -106,6 +110,42 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, "invalid_field");
         assert!(e.message.contains("artifacts.intent_md"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_named_so() {
+        for body in [&b"[]"[..], b" [\"demo\", {}]", b"\"demo\"", b"42"] {
+            let e = parse_json::<PushRequest>(body).unwrap_err();
+            assert_eq!(e.code, "invalid_field");
+            assert_eq!(e.message, "The request body is not a JSON object.");
+        }
+    }
+
+    #[test]
+    fn a_stage_given_twice_is_refused() {
+        let e = parse_json::<PushRequest>(
+            br#"{"project_name":"p","artifacts":{"intent_md":"a","intent_md":"b"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.message.contains("`artifacts`"), "{}", e.message);
+        assert!(
+            e.message.contains("`intent_md` is given twice"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<PushRequest>(
+            br#"{"project_name":"p","artifacts":{},"base":{"spec_md":"a","spec_md":"a"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`base`"), "{}", e.message);
+        // Distinct keys, a null base and a null text still parse as before.
+        let ok = parse_json::<PushRequest>(
+            br#"{"project_name":"p","artifacts":{"intent_md":"a","spec_md":null},"base":null}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.artifacts.len(), 2);
+        assert_eq!(ok.base, None);
     }
 
     #[test]

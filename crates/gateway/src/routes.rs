@@ -289,7 +289,7 @@ async fn not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "no_route",
         "There is no such route on this gateway.",
-        "The routes are POST /sync/push, POST /sync/pull, GET /sync/status/{id}, GET /sync/projects, GET /sync/health, GET /sync/history/{id} and GET /sync/events.",
+        "The routes are POST /sync/push, POST /sync/pull, GET /sync/status/{id}, GET /sync/projects, GET /sync/health, GET /sync/history/{id}, GET /sync/history/{id}/{sha256}, GET /sync/events and GET /metrics.",
     )
 }
 

@@ -18,7 +18,7 @@ pub struct PushRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framework: Option<String>,
     /// `<stage>_md` → text. A `null` value is the same as an absent key: that stage is untouched.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys::map")]
     pub artifacts: BTreeMap<String, Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_json: Option<Value>,
@@ -29,7 +29,11 @@ pub struct PushRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
     /// ext: `<stage>_md` → hash of the text this client last agreed on with the gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique_keys::optional_map"
+    )]
     pub base: Option<BTreeMap<String, String>>,
     /// ext: the agent that wrote these texts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,4 +209,62 @@ pub struct PushEvent {
     pub author: Option<String>,
     pub agent: Option<String>,
     pub pushed_at: DateTime<Utc>,
+}
+
+/// Maps in which a key given twice is refused: a push naming a stage twice is ambiguous, and
+/// JSON parsers disagree on which text wins (serde keeps the last, others the first).
+mod unique_keys {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, Visitor};
+
+    struct Unique<V>(BTreeMap<String, V>);
+
+    impl<'de, V: Deserialize<'de>> Deserialize<'de> for Unique<V> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Keys<V>(PhantomData<V>);
+            impl<'de, V: Deserialize<'de>> Visitor<'de> for Keys<V> {
+                type Value = Unique<V>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object with each key once")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut access: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut map = BTreeMap::new();
+                    while let Some((key, value)) = access.next_entry::<String, V>()? {
+                        if map.contains_key(&key) {
+                            return Err(A::Error::custom(format_args!(
+                                "the key `{key}` is given twice"
+                            )));
+                        }
+                        map.insert(key, value);
+                    }
+                    Ok(Unique(map))
+                }
+            }
+            deserializer.deserialize_map(Keys(PhantomData))
+        }
+    }
+
+    pub(super) fn map<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        V: Deserialize<'de>,
+    {
+        Unique::deserialize(deserializer).map(|unique| unique.0)
+    }
+
+    pub(super) fn optional_map<'de, D, V>(
+        deserializer: D,
+    ) -> Result<Option<BTreeMap<String, V>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        V: Deserialize<'de>,
+    {
+        Ok(Option::<Unique<V>>::deserialize(deserializer)?.map(|unique| unique.0))
+    }
 }

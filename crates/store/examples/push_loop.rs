@@ -1,6 +1,9 @@
 //! Pushes one project in a loop on a store, without HTTP, and prints push and pull latency:
 //! `push_loop <sqlite file or postgres URL>`; `N` sets the number of pushes (default 2,000).
 //! Lists pushes slower than 0.9 ms as (ms since the first push, µs), and p50/p99 per 2,000.
+//! Texts are 10 KiB windows of this repository's markdown, as in the gateway bench (real docs
+//! compress ~1.5x, so Postgres stores them out of line); `LOOP_TEXT=repeated` sends one line
+//! over and over instead, the payload of stop 14 and before.
 #![allow(clippy::unwrap_used)]
 use idse_store::*;
 use std::time::Instant;
@@ -17,11 +20,32 @@ async fn main() {
         "implementation_md",
         "feedback_md",
     ];
+    const PROSE: &str = concat!(
+        include_str!("../../../README.md"),
+        include_str!("../../../docs/benchmarks.md")
+    );
+    let repeated = std::env::var("LOOP_TEXT").as_deref() == Ok("repeated");
     let text = |s: &str, v: u64| {
-        format!(
-            "# {s} {v}\n{}",
-            "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n".repeat(180)
-        )
+        if repeated {
+            return format!(
+                "# {s} {v}\n{}",
+                "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n".repeat(180)
+            );
+        }
+        // A window that moves with the version, cut at a character boundary.
+        let span = PROSE.len().saturating_sub(10 * 1024).max(1);
+        let mut at = (v as usize)
+            .wrapping_mul(7919)
+            .wrapping_add(s.len() * 104_729)
+            % span;
+        while !PROSE.is_char_boundary(at) {
+            at += 1;
+        }
+        let mut end = (at + 10 * 1024).min(PROSE.len());
+        while !PROSE.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("# {s} {v}\n{}", &PROSE[at..end])
     };
     let mut input = PushInput {
         project_name: format!("loop-{}", std::process::id()),

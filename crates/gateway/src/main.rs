@@ -52,6 +52,12 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Write a consistent copy of the embedded SQLite database to a new file; safe while the
+    /// gateway runs. Restore by starting a gateway with `--database` set to the copy.
+    Backup {
+        /// The new file (an existing file is never overwritten).
+        file: PathBuf,
+    },
     /// Manage the bearer tokens of a team gateway (with no tokens it serves loopback only).
     Token {
         #[command(subcommand)]
@@ -125,6 +131,25 @@ async fn tokens(store: &dyn idse_store::Store, action: &TokenAction) -> anyhow::
     Ok(())
 }
 
+fn backup(database: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    if idse_store::is_postgres(database) {
+        bail!(
+            "this gateway keeps its data in Postgres; back that up with pg_dump, or with your \
+             Supabase project's backups (`backup` copies the embedded SQLite file)"
+        );
+    }
+    let done = idse_store::SqliteStore::backup(database, file)
+        .with_context(|| format!("while backing up {database}"))?;
+    println!(
+        "Backed up {} project(s) and {} revision(s), {} bytes, to {}",
+        done.projects,
+        done.revisions,
+        done.bytes,
+        done.path.display()
+    );
+    Ok(())
+}
+
 fn default_database() -> anyhow::Result<String> {
     let dir: PathBuf = dirs::data_dir()
         .context("while finding the user's data folder; pass --database instead")?
@@ -184,6 +209,9 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
 
     if args.max_artifact_bytes > args.max_body_bytes {
         bail!("--max-artifact-bytes must not exceed --max-body-bytes");
+    }
+    if let Some(Command::Backup { file }) = &args.command {
+        return backup(&database, file);
     }
     let options = OpenOptions {
         max_connections: args.max_connections,

@@ -2,45 +2,21 @@
 //! 200 is there.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idse_protocol::content_hash;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-async fn start(db: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
-        .args(["--addr", "127.0.0.1:0", "--database"])
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the gateway printed its address in time")
-        .unwrap()
-        .unwrap();
-    let url = first
-        .strip_prefix("listening on ")
-        .expect("first line names the address")
-        .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    (child, url)
-}
+mod common;
+use common::spawn_gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_push_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gateway.sqlite3");
-    let (mut child, url) = start(&db).await;
+    let (mut child, url) = spawn_gateway(&db).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked_count = Arc::new(AtomicUsize::new(0));
@@ -89,7 +65,7 @@ async fn every_acknowledged_push_survives_sigkill() {
         acked.len()
     );
 
-    let (_child, url) = start(&db).await;
+    let (_child, url) = spawn_gateway(&db).await;
     let http = reqwest::Client::new();
     for (project, hash) in &acked {
         let res = http

@@ -19,7 +19,7 @@ pub use error::{BoxError, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rules::stage_states;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Backup, BackupError, SqliteStore};
 
 /// Everything the gateway needs from a database. Implementations keep the check and the write of
 /// a push in one transaction, so two pushes with the same base can never both win.

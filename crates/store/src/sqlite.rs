@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRo
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+mod backup;
 mod checkpoints;
 mod wal_writeback;
 mod writer;
@@ -23,6 +24,7 @@ use crate::{
     HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
     Store, StoreError, TokenRecord,
 };
+pub use backup::{Backup, BackupError};
 use checkpoints::Checkpoints;
 use wal_writeback::WalWriteback;
 use writer::Writer;
@@ -76,6 +78,20 @@ const PROJECT_COLUMNS: &str = "p.id, p.name, p.stack, p.framework, p.state_json,
      p.updated_at, p.last_synced, p.last_agent, p.last_author, p.last_session_id, p.revision";
 
 impl SqliteStore {
+    /// Writes a consistent copy of the database at `location` (a `sqlite:` URL or a file path)
+    /// to the new file `dest`, while any gateway on it goes on serving; see `backup::backup`.
+    pub fn backup(location: &str, dest: &std::path::Path) -> Result<Backup, BackupError> {
+        let file = if location.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(location)
+                .map_err(|_| BackupError::Location(location.to_owned()))?
+                .get_filename()
+                .to_owned()
+        } else {
+            std::path::PathBuf::from(location)
+        };
+        backup::backup(&file, dest)
+    }
+
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
     pub async fn open(location: &str, options: &OpenOptions) -> Result<Self, StoreError> {
         Self::open_with(location, options, WAL_RESTART_FRAMES).await

@@ -9,6 +9,10 @@ pub use idse_store::testing::Backend;
 use idse_store::testing::{self, TestStore};
 use idse_store::Store;
 use serde_json::Value;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 #[derive(Debug)]
 pub struct TestGateway {
@@ -131,4 +135,30 @@ macro_rules! on_both_stores {
             )*
         }
     };
+}
+
+/// Starts the `idse-gateway` binary on a free loopback port over the SQLite file `db`; answers
+/// the process and its URL, read from its first line.
+pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
+        .args(["--addr", "127.0.0.1:0", "--database"])
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the gateway printed its address in time")
+        .unwrap()
+        .unwrap();
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line names the address")
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    (child, url)
 }

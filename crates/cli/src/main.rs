@@ -48,7 +48,9 @@ struct Cli {
 enum Command {
     /// Create a project with template stage files.
     Init {
+        /// The project's name (a folder name: letters, digits, spaces, `-`, `_`, `.`).
         name: String,
+        /// The project's stack, e.g. "rust, axum" (sent to the gateway with each push).
         #[arg(long)]
         stack: Option<String>,
     },
@@ -76,8 +78,11 @@ enum Command {
         /// Labels for local, base and remote (default: the file names).
         #[arg(short = 'L', num_args = 1, action = clap::ArgAction::Append)]
         labels: Vec<String>,
+        /// Your version; receives the result unless --stdout.
         local: PathBuf,
+        /// The common ancestor of the two versions.
         base: PathBuf,
+        /// The other version.
         remote: PathBuf,
     },
 }
@@ -86,6 +91,8 @@ enum Command {
 enum SyncCommand {
     /// Send stages that changed locally (all when none are named).
     Push {
+        /// Stages to push, e.g. `spec plan` (default: every stage).
+        #[arg(value_name = "STAGE")]
         stages: Vec<String>,
         /// Every project of the workspace.
         #[arg(long)]
@@ -96,7 +103,10 @@ enum SyncCommand {
     },
     /// Bring in remote changes, merging where both sides changed.
     Pull {
+        /// Stages to pull, e.g. `spec plan` (default: every stage).
+        #[arg(value_name = "STAGE")]
         stages: Vec<String>,
+        /// Every project of the workspace.
         #[arg(long)]
         all: bool,
     },
@@ -109,7 +119,10 @@ enum SyncCommand {
     },
     /// End a conflict by taking the local file, the remote text, or a file of yours.
     Resolve {
+        /// The stage in conflict, e.g. `spec`.
         stage: String,
+        /// `local` keeps your file, `remote` takes the gateway's text, or a path takes that
+        /// file (say, one you merged by hand).
         #[arg(long, value_name = "local|remote|FILE")]
         take: String,
     },

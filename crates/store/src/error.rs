@@ -23,6 +23,8 @@ pub enum StoreError {
     Backend(#[source] BoxError),
     #[error("the database holds data this gateway cannot read: {0}")]
     Corrupt(String),
+    #[error("the folder {} for the database file does not exist; create it, or choose another database file", .0.display())]
+    NoFolder(std::path::PathBuf),
     #[error("the database schema could not be brought up to date")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

@@ -107,6 +107,15 @@ impl SqliteStore {
         } else {
             SqliteConnectOptions::new().filename(location)
         };
+        // SQLite creates a missing file but not its folder, and then says only "unable to open
+        // database file"; a folder is not made here either, as a typo in a path would make one.
+        let folder = base
+            .get_filename()
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        if !folder.as_os_str().is_empty() && !folder.is_dir() {
+            return Err(StoreError::NoFolder(folder.to_owned()));
+        }
         let connect = pragmas(options.sqlite_full_sync)
             .into_iter()
             .fold(base, |connect, (name, value)| connect.pragma(name, value))
@@ -623,6 +632,30 @@ mod tests {
     fn wal_sequence(db: &std::path::Path) -> u32 {
         let header = std::fs::read(wal_file(db)).unwrap();
         u32::from_be_bytes([header[12], header[13], header[14], header[15]])
+    }
+
+    #[tokio::test]
+    async fn a_database_in_a_missing_folder_is_refused_naming_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("no-such-folder");
+        let file = folder.join("gateway.sqlite3");
+        for location in [
+            file.display().to_string(),
+            format!("sqlite://{}", file.display()),
+        ] {
+            match SqliteStore::open(&location, &OpenOptions::default()).await {
+                Err(StoreError::NoFolder(named)) => assert_eq!(named, folder),
+                other => panic!("{location}: expected NoFolder, got {other:?}"),
+            }
+        }
+        assert!(!folder.exists(), "no folder is made");
+        // In a folder that exists, the file is created.
+        assert!(SqliteStore::open(
+            &dir.path().join("here.sqlite3").display().to_string(),
+            &OpenOptions::default()
+        )
+        .await
+        .is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

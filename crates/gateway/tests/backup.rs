@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 mod common;
-use common::spawn_gateway;
+use common::{assert_holds, spawn_gateway};
 
 async fn backup(database: &str, dest: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
@@ -88,28 +88,7 @@ async fn a_backup_taken_during_pushes_holds_every_push_answered_before_it() {
 
     // A gateway on the copy serves every text acknowledged before the backup began.
     let (_restored, restored) = spawn_gateway(&dest).await;
-    let http = reqwest::Client::new();
-    for (id, hash) in &before {
-        let res = http
-            .get(format!("{restored}/sync/history/{id}/{hash}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            200,
-            "push {hash} of {id} is missing from the copy"
-        );
-    }
-    let listed: Value = http
-        .get(format!("{restored}/sync/projects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["count"], 3);
+    assert_holds(&restored, &before, 3).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use idse_protocol::content_hash;
 use serde_json::{json, Value};
 
 mod common;
-use common::spawn_gateway;
+use common::{assert_holds, spawn_gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_push_survives_sigkill() {
@@ -66,26 +66,5 @@ async fn every_acknowledged_push_survives_sigkill() {
     );
 
     let (_child, url) = spawn_gateway(&db).await;
-    let http = reqwest::Client::new();
-    for (project, hash) in &acked {
-        let res = http
-            .get(format!("{url}/sync/history/{project}/{hash}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            200,
-            "acknowledged push {hash} of {project} was lost"
-        );
-    }
-    let list: Value = http
-        .get(format!("{url}/sync/projects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["count"], 4);
+    assert_holds(&url, &acked, 4).await;
 }

@@ -162,3 +162,26 @@ pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
     (child, url)
 }
+
+/// Asserts that the gateway at `url` serves every `(project id, text hash)` of `texts` from its
+/// history, and lists `projects` projects.
+pub async fn assert_holds(url: &str, texts: &[(String, String)], projects: u64) {
+    let http = reqwest::Client::new();
+    for (project, hash) in texts {
+        let res = http
+            .get(format!("{url}/sync/history/{project}/{hash}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "text {hash} of {project} is missing");
+    }
+    let list: Value = http
+        .get(format!("{url}/sync/projects"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["count"], projects);
+}

@@ -5,21 +5,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use idse_gateway::{AuthMode, Limits};
-use tokio::sync::oneshot;
+use idse_gateway::{AuthMode, CancellationToken, Limits};
 
-/// A running embedded gateway; dropping it stops it.
+/// A running embedded gateway; dropping it stops it, its event streams included.
 #[derive(Debug)]
 pub struct Embedded {
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
+    closing: CancellationToken,
 }
 
 impl Drop for Embedded {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.closing.cancel();
     }
 }
 
@@ -45,29 +42,24 @@ pub async fn start(home: &Path) -> anyhow::Result<Embedded> {
     let addr = listener
         .local_addr()
         .context("while reading the embedded gateway's port")?;
-    let app = idse_gateway::app(Arc::from(store), Limits::default(), AuthMode::Open);
-    let (stop, stopped) = oneshot::channel::<()>();
+    let closing = CancellationToken::new();
+    let app = idse_gateway::app_with(
+        Arc::from(store),
+        Limits::default(),
+        AuthMode::Open,
+        None,
+        Vec::new(),
+        closing.clone(),
+    );
+    let serving = closing.clone();
     tokio::spawn(async move {
-        let served = axum_serve(listener, app, stopped).await;
-        if let Err(e) = served {
+        if let Err(e) = idse_gateway::serve(listener, app, serving).await {
             tracing::error!(error = %e, "the embedded gateway stopped");
         }
     });
     tracing::info!(%addr, "embedded gateway listening");
     Ok(Embedded {
         url: format!("http://{addr}"),
-        stop: Some(stop),
+        closing,
     })
-}
-
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    stopped: oneshot::Receiver<()>,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await
 }

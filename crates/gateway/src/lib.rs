@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{new_token, token_hash, AuthMode, Caller, JwtVerifier};
 pub use error::ApiError;
 pub use input::Limits;
+pub use tokio_util::sync::CancellationToken;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct AppState {
     /// Accepted pushes, for `GET /sync/events` subscribers.
     pub events: tokio::sync::broadcast::Sender<idse_protocol::PushEvent>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Cancelled when the gateway stops: the streams that never end by themselves end then.
+    pub closing: CancellationToken,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,17 +55,26 @@ pub fn app_with_jwt(
     auth: AuthMode,
     jwt: Option<JwtVerifier>,
 ) -> Router {
-    app_with(store, limits, auth, jwt, Vec::new())
+    app_with(
+        store,
+        limits,
+        auth,
+        jwt,
+        Vec::new(),
+        CancellationToken::new(),
+    )
 }
 
 /// The whole gateway: `public_hosts` are the names it is reached by besides loopback, which
-/// `/mcp` accepts in the `Host` header (its protection against DNS rebinding).
+/// `/mcp` accepts in the `Host` header (its protection against DNS rebinding); cancelling
+/// `closing` ends the event and MCP streams (see [`serve`]).
 pub fn app_with(
     store: Arc<dyn Store>,
     limits: Limits,
     auth: AuthMode,
     jwt: Option<JwtVerifier>,
     public_hosts: Vec<String>,
+    closing: CancellationToken,
 ) -> Router {
     let (events, _) = tokio::sync::broadcast::channel(256);
     let auth = if jwt.is_some() {
@@ -78,8 +90,9 @@ pub fn app_with(
         jwt,
         events,
         metrics: Arc::default(),
+        closing: closing.clone(),
     };
-    let mcp = mcp::service(state.store.clone(), public_hosts);
+    let mcp = mcp::service(state.store.clone(), public_hosts, closing);
     routes::router(state.clone())
         .nest_service("/mcp", mcp)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
@@ -97,4 +110,41 @@ pub fn app_with(
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// How long a stopping gateway waits for the requests in flight.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `closing` (the token given to [`app_with`]) is cancelled;
+/// then stops accepting, ends the event and MCP streams, and waits up to five seconds for the
+/// requests in flight. Those streams never end by themselves: before, one open `/sync/events`
+/// subscriber (any desktop app) kept a gateway told to stop running for ever.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    closing: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    use std::future::IntoFuture;
+    // Small answers go out at once rather than waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let stop = closing.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => served,
+        () = async {
+            closing.cancelled().await;
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::warn!(after = ?DRAIN, "requests were still in flight when the gateway stopped");
+            Ok(())
+        }
+    }
 }

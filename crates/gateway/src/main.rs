@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use axum::serve::ListenerExt;
 use clap::Parser;
 use idse_gateway::Limits;
 use idse_store::OpenOptions;
@@ -264,21 +263,22 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_artifact_bytes: args.max_artifact_bytes,
     };
+    let closing = idse_gateway::CancellationToken::new();
     let app = idse_gateway::app_with(
         Arc::from(store),
         limits,
         auth,
         jwt,
         args.public_hosts.clone(),
+        closing.clone(),
     );
-    // Small answers go out at once rather than waiting on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
+    let stop = closing.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        tracing::info!("stopping");
+        stop.cancel();
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+    idse_gateway::serve(listener, app, closing)
         .await
         .context("while serving HTTP")?;
     tracing::info!("stopped");

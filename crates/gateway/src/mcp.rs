@@ -336,6 +336,7 @@ impl ServerHandler for AgencyServer {
 pub fn service(
     store: Arc<dyn Store>,
     hosts: Vec<String>,
+    closing: tokio_util::sync::CancellationToken,
 ) -> StreamableHttpService<AgencyServer, LocalSessionManager> {
     let mut allowed = vec![
         "localhost".to_owned(),
@@ -343,7 +344,9 @@ pub fn service(
         "::1".to_owned(),
     ];
     allowed.extend(hosts);
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+    // Its sessions' streams end when the gateway stops.
+    config.cancellation_token = closing;
     StreamableHttpService::new(
         move || Ok(AgencyServer::new(store.clone())),
         Arc::new(LocalSessionManager::default()),

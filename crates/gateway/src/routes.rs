@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::Utc;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use idse_protocol::{
     artifact_key_stage, HealthResponse, HistoryResponse, ProjectSummary, ProjectsResponse,
     PullRequest, PullResponse, PushEvent, PushRequest, PushResponse, RevisionInfo, StatusResponse,
@@ -273,7 +273,9 @@ async fn events(
             Err(RecvError::Closed) => return None,
         };
         Some((Ok(event), rx))
-    });
+    })
+    // Ends when the gateway stops, which otherwise waits for this stream for ever.
+    .take_until(state.closing.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -104,6 +104,7 @@ async fn mcp_accepts_only_loopback_and_public_host_names() {
         AuthMode::Open,
         None,
         vec!["agency.example.com".to_owned()],
+        idse_gateway::CancellationToken::new(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());

@@ -52,11 +52,7 @@ pub async fn start(home: &Path) -> anyhow::Result<Embedded> {
         closing.clone(),
     );
     let serving = closing.clone();
-    tokio::spawn(async move {
-        if let Err(e) = idse_gateway::serve(listener, app, serving).await {
-            tracing::error!(error = %e, "the embedded gateway stopped");
-        }
-    });
+    tokio::spawn(idse_gateway::serve(listener, app, serving));
     tracing::info!(%addr, "embedded gateway listening");
     Ok(Embedded {
         url: format!("http://{addr}"),

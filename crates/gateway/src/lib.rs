@@ -115,36 +115,133 @@ pub fn app_with(
 /// How long a stopping gateway waits for the requests in flight.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Serves `app` on `listener` until `closing` (the token given to [`app_with`]) is cancelled;
-/// then stops accepting, ends the event and MCP streams, and waits up to five seconds for the
-/// requests in flight. Those streams never end by themselves: before, one open `/sync/events`
-/// subscriber (any desktop app) kept a gateway told to stop running for ever.
-pub async fn serve(
+/// How long a client may take to send a request's headers. One that stalls is dropped rather
+/// than holding a socket, and a file descriptor, for ever (axum's own `serve` has no such
+/// limit: a connection that sent half a request line stayed open past a minute).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `app` on `listener` (HTTP/1.1) until `closing` (the token given to [`app_with`]) is
+/// cancelled; then stops accepting, ends the event and MCP streams, and waits up to five
+/// seconds for the requests in flight. Those streams never end by themselves: before, one open
+/// `/sync/events` subscriber (any desktop app) kept a gateway told to stop running for ever.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, closing: CancellationToken) {
+    serve_with(listener, app, closing, HEADER_TIMEOUT).await;
+}
+
+async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
     closing: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    use std::future::IntoFuture;
-    // Small answers go out at once rather than waiting on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
+    header_timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connections = GracefulShutdown::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, say: wait for some to close rather than spin.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = closing.cancelled() => break,
+        };
+        // Small answers go out at once rather than waiting on Nagle's algorithm.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-    });
-    let stop = closing.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .into_future();
-    tokio::pin!(server);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
     tokio::select! {
-        served = &mut server => served,
-        () = async {
-            closing.cancelled().await;
-            tokio::time::sleep(DRAIN).await;
-        } => {
+        () = connections.shutdown() => {}
+        () = tokio::time::sleep(DRAIN) => {
             tracing::warn!(after = ?DRAIN, "requests were still in flight when the gateway stopped");
-            Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A client that sends half a request is dropped after the header timeout, while one that
+    /// sends whole requests is served by the same gateway meanwhile.
+    #[tokio::test]
+    async fn a_client_that_stalls_in_its_headers_is_dropped() {
+        let fixture = idse_store::testing::sqlite().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
+        let closing = CancellationToken::new();
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            closing.clone(),
+            Duration::from_millis(300),
+        ));
+
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"GET /sync/health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let began = Instant::now();
+
+        let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
+        whole
+            .write_all(b"GET /sync/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        whole.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // The stalled one gets its connection closed after the timeout, and no answer but
+        // perhaps a 408.
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
+        let waited = began.elapsed();
+        assert!(
+            closed.is_ok(),
+            "the stalled connection was still open after 5 s"
+        );
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            !rest.contains(" 200 "),
+            "a half request was answered: {rest}"
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "closed too early: {waited:?}"
+        );
+
+        closing.cancel();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -278,9 +278,7 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         tracing::info!("stopping");
         stop.cancel();
     });
-    idse_gateway::serve(listener, app, closing)
-        .await
-        .context("while serving HTTP")?;
+    idse_gateway::serve(listener, app, closing).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -56,7 +56,7 @@ async fn stopping_ends_the_event_streams_and_returns() {
     }
     let served = tokio::time::timeout(PROMPTLY, server).await;
     assert!(
-        matches!(served, Ok(Ok(Ok(())))),
+        matches!(served, Ok(Ok(()))),
         "serve did not return promptly: {served:?}"
     );
     assert!(asked.elapsed() < PROMPTLY);

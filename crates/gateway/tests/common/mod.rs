@@ -42,9 +42,12 @@ pub async fn serve_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = idse_gateway::app(store, limits, auth);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    // The binary's own serving loop (header timeout, TCP_NODELAY), not axum's.
+    let server = tokio::spawn(idse_gateway::serve(
+        listener,
+        app,
+        idse_gateway::CancellationToken::new(),
+    ));
     TestGateway {
         url: format!("http://{addr}"),
         addr,

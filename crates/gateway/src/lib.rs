@@ -115,9 +115,10 @@ pub fn app_with(
 /// How long a stopping gateway waits for the requests in flight.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long a client may take to send a request's headers. One that stalls is dropped rather
-/// than holding a socket, and a file descriptor, for ever (axum's own `serve` has no such
-/// limit: a connection that sent half a request line stayed open past a minute).
+/// How long a client may take to send a request's headers, and how long a kept-alive connection
+/// may sit idle. One that stalls is dropped rather than holding a socket, and a file
+/// descriptor, for ever (axum's own `serve` has no such limit: a connection that sent half a
+/// request line stayed open past a minute).
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves `app` on `listener` (HTTP/1.1) until `closing` (the token given to [`app_with`]) is
@@ -146,6 +147,14 @@ async fn serve_with(
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) => {
+                    // That one client went away before it was accepted.
+                    tracing::debug!(error = %e, "a connection closed before it was accepted");
+                    continue;
+                }
                 Err(e) => {
                     // Out of file descriptors, say: wait for some to close rather than spin.
                     tracing::warn!(error = %e, "could not accept a connection");

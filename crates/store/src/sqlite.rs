@@ -62,6 +62,15 @@ fn pragmas(full_sync: bool) -> [(&'static str, String); 4] {
     ]
 }
 
+/// The file `location` names: a `sqlite:` URL (with its options) or a plain path.
+fn connect_options(location: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    if location.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(location)
+    } else {
+        Ok(SqliteConnectOptions::new().filename(location))
+    }
+}
+
 /// A project id as stored: a UUID in text.
 fn project_id(id: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("project id `{id}` is not a UUID")))
@@ -81,15 +90,9 @@ impl SqliteStore {
     /// Writes a consistent copy of the database at `location` (a `sqlite:` URL or a file path)
     /// to the new file `dest`, while any gateway on it goes on serving; see `backup::backup`.
     pub fn backup(location: &str, dest: &std::path::Path) -> Result<Backup, BackupError> {
-        let file = if location.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(location)
-                .map_err(|_| BackupError::Location(location.to_owned()))?
-                .get_filename()
-                .to_owned()
-        } else {
-            std::path::PathBuf::from(location)
-        };
-        backup::backup(&file, dest)
+        let options =
+            connect_options(location).map_err(|_| BackupError::Location(location.to_owned()))?;
+        backup::backup(options.get_filename(), dest)
     }
 
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
@@ -102,11 +105,7 @@ impl SqliteStore {
         options: &OpenOptions,
         restart_frames: i64,
     ) -> Result<Self, StoreError> {
-        let base = if location.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(location)?
-        } else {
-            SqliteConnectOptions::new().filename(location)
-        };
+        let base = connect_options(location)?;
         // SQLite creates a missing file but not its folder, and then says only "unable to open
         // database file"; a folder is not made here either, as a typo in a path would make one.
         let folder = base

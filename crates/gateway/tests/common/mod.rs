@@ -178,13 +178,7 @@ pub async fn assert_holds(url: &str, texts: &[(String, String)], projects: u64) 
             .unwrap();
         assert_eq!(res.status(), 200, "text {hash} of {project} is missing");
     }
-    let list: Value = http
-        .get(format!("{url}/sync/projects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, list) = answer(http.get(format!("{url}/sync/projects"))).await;
+    assert_eq!(status, 200);
     assert_eq!(list["count"], projects);
 }

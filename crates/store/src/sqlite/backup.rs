@@ -94,7 +94,7 @@ pub fn backup(database: &Path, dest: &Path) -> Result<Backup, BackupError> {
     drop(source);
     temp.as_file().sync_all().map_err(io)?;
 
-    let (projects, revisions) = check(temp.path(), dest).map_err(sqlite(dest))??;
+    let (projects, revisions) = check(temp.path(), dest)?;
     let bytes = temp.as_file().metadata().map_err(io)?.len();
     temp.persist_noclobber(dest).map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
@@ -116,16 +116,25 @@ pub fn backup(database: &Path, dest: &Path) -> Result<Backup, BackupError> {
 }
 
 /// Opens the copy on its own and checks it: SQLite's quick check, then what it holds.
-fn check(copy: &Path, dest: &Path) -> rusqlite::Result<Result<(i64, i64), BackupError>> {
-    let conn = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let verdict: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+fn check(copy: &Path, dest: &Path) -> Result<(i64, i64), BackupError> {
+    let failed = |source| BackupError::Sqlite {
+        path: dest.to_owned(),
+        source,
+    };
+    let conn =
+        Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(failed)?;
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get(0)).map_err(failed);
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(failed)?;
     if verdict != "ok" {
-        return Ok(Err(BackupError::Damaged {
+        return Err(BackupError::Damaged {
             dest: dest.to_owned(),
             verdict,
-        }));
+        });
     }
-    let projects = conn.query_row("SELECT count(*) FROM projects", [], |row| row.get(0))?;
-    let revisions = conn.query_row("SELECT count(*) FROM revisions", [], |row| row.get(0))?;
-    Ok(Ok((projects, revisions)))
+    Ok((
+        count("SELECT count(*) FROM projects")?,
+        count("SELECT count(*) FROM revisions")?,
+    ))
 }

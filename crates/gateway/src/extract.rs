@@ -25,6 +25,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     ),
                     "Push fewer stages at a time, or ask the gateway's operator to raise --max-body-bytes.",
                 )
+            } else if stopped_arriving(&rejection) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "The request body stopped arriving before it was complete, so the gateway \
+                     stopped waiting for it.",
+                    "Send the request again; if it keeps happening, check the network between \
+                     you and the gateway.",
+                )
             } else {
                 ApiError::bad_request(
                     "unreadable_body",
@@ -35,6 +44,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         })?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Whether reading the body failed because it stopped arriving (the gateway's body timeout,
+/// see `serve`), found among the rejection's causes.
+fn stopped_arriving(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(rejection), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
 /// Parses a JSON body, turning every serde failure into a sentence that says what to fix.

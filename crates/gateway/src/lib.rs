@@ -115,33 +115,50 @@ pub fn app_with(
 /// How long a stopping gateway waits for the requests in flight.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long a client may take to send a request's headers, and how long a kept-alive connection
-/// may sit idle. One that stalls is dropped rather than holding a socket, and a file
-/// descriptor, for ever (axum's own `serve` has no such limit: a connection that sent half a
-/// request line stayed open past a minute).
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the gateway waits on a client that has gone quiet before it drops the connection.
+/// Without these, a client that stalls (or a hostile one) holds a socket, a file descriptor and
+/// a task for ever: axum's own `serve` kept a connection that sent half a request line open past
+/// a minute, and one that sent half a body, or stopped reading its answer, for good.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    /// For a request's headers; also how long a kept-alive connection may sit idle.
+    headers: std::time::Duration,
+    /// Between two pieces of a request's body: a body that stops arriving is answered 408.
+    body: std::time::Duration,
+    /// For a client to take more of an answer while the socket's buffer is full.
+    reading: std::time::Duration,
+}
+
+const PATIENCE: Patience = Patience {
+    headers: std::time::Duration::from_secs(30),
+    body: std::time::Duration::from_secs(30),
+    reading: std::time::Duration::from_secs(30),
+};
 
 /// Serves `app` on `listener` (HTTP/1.1) until `closing` (the token given to [`app_with`]) is
 /// cancelled; then stops accepting, ends the event and MCP streams, and waits up to five
 /// seconds for the requests in flight. Those streams never end by themselves: before, one open
 /// `/sync/events` subscriber (any desktop app) kept a gateway told to stop running for ever.
+/// A client that goes quiet for 30 s while sending its request, or that stops reading its
+/// answer for 30 s, is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, closing: CancellationToken) {
-    serve_with(listener, app, closing, HEADER_TIMEOUT).await;
+    serve_with(listener, app, closing, PATIENCE).await;
 }
 
 async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
     closing: CancellationToken,
-    header_timeout: std::time::Duration,
+    patience: Patience,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
+    use tower_http::timeout::RequestBodyTimeout;
 
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(patience.headers);
     let connections = GracefulShutdown::new();
     loop {
         let tcp = tokio::select! {
@@ -168,8 +185,13 @@ async fn serve_with(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http.serve_connection(TokioIo::new(tcp), service));
+        // The timer starts when a write finds the socket's buffer full, and restarts with every
+        // write that goes through: a slow reader is served, one that stopped is dropped.
+        let mut tcp = tokio_io_timeout::TimeoutStream::new(tcp);
+        tcp.set_write_timeout(Some(patience.reading));
+        let service = TowerToHyperService::new(RequestBodyTimeout::new(app.clone(), patience.body));
+        let connection =
+            connections.watch(http.serve_connection(TokioIo::new(Box::pin(tcp)), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "a connection ended with an error");
@@ -208,7 +230,10 @@ mod tests {
             listener,
             app,
             closing.clone(),
-            Duration::from_millis(300),
+            Patience {
+                headers: Duration::from_millis(300),
+                ..PATIENCE
+            },
         ));
 
         let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -245,6 +270,147 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(250),
             "closed too early: {waited:?}"
+        );
+
+        closing.cancel();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A body that stops arriving is answered 408 once the body timeout passes, with nothing
+    /// written; a whole push on another connection is served meanwhile.
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_answered_408() {
+        let fixture = idse_store::testing::sqlite().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
+        let closing = CancellationToken::new();
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            closing.clone(),
+            Patience {
+                body: Duration::from_millis(300),
+                ..PATIENCE
+            },
+        ));
+
+        let half = r#"{"project_name":"stalled","artifacts":{"intent_md":"#;
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(
+                format!(
+                    "POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 200\r\n\r\n{half}"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let began = Instant::now();
+
+        let whole = r#"{"project_name":"whole","artifacts":{"intent_md":"Intent"}}"#;
+        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+        other
+            .write_all(
+                format!(
+                    "POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Connection: close\r\nContent-Length: {}\r\n\r\n{whole}",
+                    whole.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        other.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
+        let waited = began.elapsed();
+        assert!(
+            closed.is_ok(),
+            "the stalled body's connection was still open after 5 s"
+        );
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("HTTP/1.1 408"), "{rest}");
+        assert!(rest.contains(r#""error":"request_timeout""#), "{rest}");
+        assert!(
+            waited >= Duration::from_millis(250),
+            "answered too early: {waited:?}"
+        );
+        let names: Vec<String> = fixture
+            .store
+            .projects()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["whole"]);
+
+        closing.cancel();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A client that stops reading a large answer is dropped once the socket has been full for
+    /// the reading timeout, rather than holding the connection for ever.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped() {
+        const SIZE: usize = 64 << 20;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/big", axum::routing::get(|| async { vec![b'x'; SIZE] }));
+        let closing = CancellationToken::new();
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            closing.clone(),
+            Patience {
+                reading: Duration::from_millis(300),
+                ..PATIENCE
+            },
+        ));
+
+        let mut reader = tokio::net::TcpStream::connect(addr).await.unwrap();
+        reader
+            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // Not reading, for well past the timeout: the buffers fill and the gateway waits.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // What was buffered still arrives, then the connection ends, short of the whole answer
+        // (a kept connection would instead deliver all of it and then stay open).
+        let mut got = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut chunk = vec![0; 1 << 16];
+            loop {
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the connection was still open after 5 s");
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&got[..got.len().min(100)])
+        );
+        assert!(
+            got.len() < SIZE,
+            "all {} bytes arrived: the connection was never dropped",
+            got.len()
         );
 
         closing.cancel();

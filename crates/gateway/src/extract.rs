@@ -14,6 +14,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(encoding) = req
+            .headers()
+            .get(axum::http::header::CONTENT_ENCODING)
+            .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            // Read as it is, a gzipped body would be explained as "not valid JSON".
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!(
+                    "The request body is compressed (Content-Encoding: {}), which the gateway \
+                     does not take.",
+                    String::from_utf8_lossy(encoding.as_bytes())
+                ),
+                "Send the JSON body uncompressed, without a Content-Encoding header.",
+            ));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(

@@ -400,6 +400,23 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
         );
         assert_sentence(&answer);
     }
+    // A compressed body is named as such, not explained as broken JSON.
+    let res = gw
+        .http
+        .post(format!("{}/sync/push", gw.url))
+        .header("content-encoding", "gzip")
+        .body(&b"\x1f\x8b\x08\x00"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["error"], "unsupported_encoding", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("gzip"),
+        "{answer}"
+    );
+    assert_sentence(&answer);
     let (_, list) = gw.get("/sync/projects").await;
     assert_eq!(list["count"], 1, "no bad request created a project: {list}");
     let (_, status) = gw.get(&format!("/sync/status/{id}")).await;

@@ -1,8 +1,11 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::input::Limits;
 use crate::{ApiError, AppState};
 
 /// A JSON body whose every failure is a sentence: too large, not UTF-8, not JSON, or a field of
@@ -14,35 +17,68 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(encoding) = req
-            .headers()
-            .get(axum::http::header::CONTENT_ENCODING)
-            .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
-        {
-            // Read as it is, a gzipped body would be explained as "not valid JSON".
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!(
-                    "The request body is compressed (Content-Encoding: {}), which the gateway \
-                     does not take.",
-                    String::from_utf8_lossy(encoding.as_bytes())
-                ),
-                "Send the JSON body uncompressed, without a Content-Encoding header.",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let bytes = read_body(req, &state.limits).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads `/mcp` request bodies before rmcp does, so that one too large, compressed, or that
+/// stops arriving gets the same `{code, message}` answer as on every other route (rmcp answers
+/// a body that stops arriving with a plain-text 500 that quotes the internal error).
+pub(crate) async fn whole_body(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(Request::from_parts(parts.clone(), body), &state.limits).await?;
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await)
+}
+
+/// Reads a whole request body, up to the gateway's size limit; each way it can fail is a
+/// sentence that says what to fix.
+async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
+    if let Some(encoding) = req
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        // Read as it is, a gzipped body would be explained as "not valid JSON".
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!(
+                "The request body is compressed (Content-Encoding: {}), which the gateway does \
+                 not take.",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ),
+            "Send the JSON body uncompressed, without a Content-Encoding header.",
+        ));
+    }
+    axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let caused_by = |is: fn(&(dyn std::error::Error + 'static)) -> bool| {
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(is)
+            };
+            if caused_by(|e| e.is::<http_body_util::LengthLimitError>()) {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     format!(
                         "The request body is larger than the gateway's limit of {}.",
-                        crate::input::human_bytes(state.limits.max_body_bytes)
+                        crate::input::human_bytes(limits.max_body_bytes)
                     ),
-                    "Push fewer stages at a time, or ask the gateway's operator to raise --max-body-bytes.",
+                    "Push fewer stages at a time, or ask the gateway's operator to raise \
+                     --max-body-bytes.",
                 )
-            } else if stopped_arriving(&rejection) {
+            } else if caused_by(|e| e.is::<tower_http::timeout::TimeoutError>()) {
+                // The body timeout of `serve`.
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
@@ -58,16 +94,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     "Send the whole JSON body in one request.",
                 )
             }
-        })?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
-
-/// Whether reading the body failed because it stopped arriving (the gateway's body timeout,
-/// see `serve`), found among the rejection's causes.
-fn stopped_arriving(rejection: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(rejection), |e| e.source())
-        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
+        })
 }
 
 /// Parses a JSON body, turning every serde failure into a sentence that says what to fix.

@@ -92,9 +92,22 @@ pub fn app_with(
         metrics: Arc::default(),
         closing: closing.clone(),
     };
-    let mcp = mcp::service(state.store.clone(), public_hosts, closing);
+    let mcp = mcp::service(
+        state.store.clone(),
+        public_hosts,
+        closing,
+        state.limits.max_body_bytes,
+    );
     routes::router(state.clone())
-        .nest_service("/mcp", mcp)
+        .nest_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    extract::whole_body,
+                ))
+                .service(mcp),
+        )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
         .layer(CatchPanicLayer::custom(error::panic_response))
@@ -310,6 +323,16 @@ mod tests {
             )
             .await
             .unwrap();
+        // MCP's bodies too: rmcp itself would answer a plain-text 500.
+        let mut stalled_mcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stalled_mcp
+            .write_all(
+                b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                  Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n\
+                  {\"jsonrpc\":",
+            )
+            .await
+            .unwrap();
         let began = Instant::now();
 
         let whole = r#"{"project_name":"whole","artifacts":{"intent_md":"Intent"}}"#;
@@ -344,6 +367,14 @@ mod tests {
             waited >= Duration::from_millis(250),
             "answered too early: {waited:?}"
         );
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stalled_mcp.read_to_end(&mut rest))
+            .await
+            .expect("the stalled MCP body's connection was still open after 5 s")
+            .unwrap();
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("HTTP/1.1 408"), "{rest}");
+        assert!(rest.contains(r#""error":"request_timeout""#), "{rest}");
         let names: Vec<String> = fixture
             .store
             .projects()

@@ -337,6 +337,7 @@ pub fn service(
     store: Arc<dyn Store>,
     hosts: Vec<String>,
     closing: tokio_util::sync::CancellationToken,
+    max_body_bytes: usize,
 ) -> StreamableHttpService<AgencyServer, LocalSessionManager> {
     let mut allowed = vec![
         "localhost".to_owned(),
@@ -344,7 +345,10 @@ pub fn service(
         "::1".to_owned(),
     ];
     allowed.extend(hosts);
-    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+    // The gateway's own limit, which `extract::whole_body` checks first with a JSON answer.
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed)
+        .with_max_request_body_bytes(max_body_bytes);
     // Its sessions' streams end when the gateway stops.
     config.cancellation_token = closing;
     StreamableHttpService::new(

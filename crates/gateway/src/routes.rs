@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::convert::Infallible;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -24,7 +24,6 @@ use crate::input::{self, HistoryQuery};
 use crate::{ApiError, AppState, Caller};
 
 pub(crate) fn router(state: AppState) -> Router {
-    let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/sync/push", post(push))
         .route("/sync/pull", post(pull))
@@ -37,7 +36,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 

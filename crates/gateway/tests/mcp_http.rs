@@ -125,3 +125,58 @@ async fn mcp_accepts_only_loopback_and_public_host_names() {
     assert_eq!(status("evil.example.net").await, 403, "DNS rebinding guard");
     server.abort();
 }
+
+/// `/mcp` bodies are read by the gateway first: one over the limit, or compressed, gets the
+/// same `{error, message}` answer as on every other route, not rmcp's plain text; a body
+/// within the limit still reaches the MCP server whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_bodies_get_the_gateway_answers() {
+    let fixture = idse_store::testing::sqlite().await;
+    let limits = Limits {
+        max_body_bytes: 4096,
+        max_artifact_bytes: 1024,
+    };
+    let gw = common::serve(fixture.store.clone(), limits).await;
+    let url = format!("{}/mcp", gw.url);
+    let send = |body: Vec<u8>, encoding: Option<&'static str>| {
+        let mut req = gw
+            .http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(encoding) = encoding {
+            req = req.header("content-encoding", encoding);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let init = |name: String| {
+        serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": name, "version": "1"}}}),
+        )
+        .unwrap()
+    };
+
+    let (code, text) = send(init("x".repeat(5000)), None).await;
+    assert_eq!(code, 413, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"], "payload_too_large", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("4.0 KiB"),
+        "{answer}"
+    );
+
+    let (code, text) = send(init("probe".into()), Some("gzip")).await;
+    assert_eq!(code, 415, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"], "unsupported_encoding", "{answer}");
+
+    let (code, text) = send(init("x".repeat(3000)), None).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("serverInfo"), "{text}");
+}

@@ -57,6 +57,14 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
             "Send the JSON body uncompressed, without a Content-Encoding header.",
         ));
     }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        // Refused before any of it is read, rather than after the first 10 MiB.
+        return Err(too_large(limits));
+    }
     axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
         .await
         .map_err(|e| {
@@ -67,16 +75,7 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
                 .any(is)
             };
             if caused_by(|e| e.is::<http_body_util::LengthLimitError>()) {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!(
-                        "The request body is larger than the gateway's limit of {}.",
-                        crate::input::human_bytes(limits.max_body_bytes)
-                    ),
-                    "Push fewer stages at a time, or ask the gateway's operator to raise \
-                     --max-body-bytes.",
-                )
+                too_large(limits)
             } else if caused_by(|e| e.is::<tower_http::timeout::TimeoutError>()) {
                 // The body timeout of `serve`.
                 ApiError::new(
@@ -95,6 +94,18 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
                 )
             }
         })
+}
+
+fn too_large(limits: &Limits) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "The request body is larger than the gateway's limit of {}.",
+            crate::input::human_bytes(limits.max_body_bytes)
+        ),
+        "Push fewer stages at a time, or ask the gateway's operator to raise --max-body-bytes.",
+    )
 }
 
 /// Parses a JSON body, turning every serde failure into a sentence that says what to fix.

@@ -450,4 +450,39 @@ mod tests {
             .unwrap()
             .unwrap();
     }
+
+    /// A body whose declared length is over the limit is refused at once, before any of it is
+    /// sent, rather than after the gateway has read up to the limit.
+    #[tokio::test]
+    async fn a_body_declared_too_large_is_refused_before_it_is_read() {
+        let fixture = idse_store::testing::sqlite().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
+        let closing = CancellationToken::new();
+        let server = tokio::spawn(serve_with(listener, app, closing.clone(), PATIENCE));
+
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(
+                b"POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1000000000\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut head))
+            .await
+            .expect("no answer within 5 s: the gateway waited for the body")
+            .unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
+
+        closing.cancel();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }

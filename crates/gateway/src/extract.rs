@@ -149,6 +149,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 },
                 "Fix that field; DESIGN.md section 2 lists every field and its type.",
             ),
+            // serde_json names this case only in its message; explained as a syntax error at
+            // some column, it sends the client looking for a typo.
+            _ if inner.to_string().starts_with("recursion limit exceeded") => ApiError::bad_request(
+                "invalid_json",
+                "The request body nests arrays or objects more than 128 levels deep.",
+                "Flatten `state_json` and `session_metadata`; the pipeline's state needs only a few levels.",
+            ),
             _ => ApiError::bad_request(
                 "invalid_json",
                 format!(
@@ -217,6 +224,25 @@ mod tests {
         .unwrap();
         assert_eq!(ok.artifacts.len(), 2);
         assert_eq!(ok.base, None);
+    }
+
+    #[test]
+    fn nesting_too_deep_is_named_so() {
+        let body = format!(
+            r#"{{"project_name":"p","state_json":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let e = parse_json::<PushRequest>(body.as_bytes()).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        assert!(e.message.contains("128 levels deep"), "{}", e.message);
+        // Deep, but within serde_json's limit, still parses.
+        let body = format!(
+            r#"{{"project_name":"p","state_json":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(parse_json::<PushRequest>(body.as_bytes()).is_ok());
     }
 
     #[test]

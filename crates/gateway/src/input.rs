@@ -42,6 +42,9 @@ pub(crate) fn human_bytes(n: usize) -> String {
     }
 }
 
+/// The longest `stack` or `framework` a push may name: they are labels, shown in lists.
+const MAX_LABEL_CHARS: usize = 1000;
+
 pub(crate) fn parse_project_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
         ApiError::bad_request(
@@ -155,6 +158,40 @@ pub(crate) fn push_input(
                 "invalid_base",
                 format!("The base hash of `{}` is not a SHA-256 in lowercase hex.", truncate(key, 80)),
                 "Send the `hashes` a previous push or pull returned, unchanged, or leave `base` out.",
+            ));
+        }
+    }
+    for (field, value) in [("stack", &req.stack), ("framework", &req.framework)] {
+        let chars = value.as_deref().map_or(0, |v| v.chars().count());
+        if chars > MAX_LABEL_CHARS {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!(
+                    "The field `{field}` is {chars} characters long; the gateway takes at most \
+                     {MAX_LABEL_CHARS}."
+                ),
+                "Send a short label such as \"rust, axum\"; longer notes belong in a stage's text.",
+            ));
+        }
+    }
+    for (field, value) in [
+        ("state_json", &req.state_json),
+        ("session_metadata", &req.session_metadata),
+    ] {
+        // Kept per session and sent back with every project list, so bounded like a stage.
+        let size = value.as_ref().map_or(0, |v| {
+            serde_json::to_string(v).map_or(usize::MAX, |s| s.len())
+        });
+        if size > limits.max_artifact_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "field_too_large",
+                format!(
+                    "The field `{field}` is {} of JSON; the gateway takes at most {}.",
+                    human_bytes(size),
+                    human_bytes(limits.max_artifact_bytes)
+                ),
+                "Keep only the pipeline's state in it; documents belong in the stages' texts.",
             ));
         }
     }

@@ -225,7 +225,8 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
     let id = seed["project_id"].as_str().unwrap().to_owned();
     let unknown = uuid::Uuid::new_v4().to_string();
     let big = "x".repeat(1024 * 1024 + 1);
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> =
+        vec![
         (
             "/sync/push",
             b"{\"project_name\": ".to_vec(),
@@ -349,6 +350,30 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
             vec![b' '; 10 * 1024 * 1024 + 1],
             413,
             "payload_too_large",
+        ),
+        (
+            "/sync/push",
+            format!(r#"{{"project_name": "ok", "stack": "{}"}}"#, "r".repeat(1001)).into_bytes(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "/sync/push",
+            format!(r#"{{"project_name": "ok", "state_json": {{"notes": "{big}"}}}}"#)
+                .into_bytes(),
+            413,
+            "field_too_large",
+        ),
+        (
+            "/sync/push",
+            format!(
+                r#"{{"project_name": "ok", "state_json": {}1{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            )
+            .into_bytes(),
+            400,
+            "invalid_json",
         ),
         (
             "/sync/pull",

@@ -217,7 +217,12 @@ async fn supabase_jwts_are_checked_for_signature_and_expiry() {
         AuthMode::Open,
         Some(idse_gateway::JwtVerifier::hs256(secret)),
     );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The binary's own serving loop, not axum's.
+    let server = tokio::spawn(idse_gateway::serve(
+        listener,
+        app,
+        idse_gateway::CancellationToken::new(),
+    ));
     let now = Utc::now().timestamp();
     let jwt = |sub: &str, role: &str, exp: i64, key: &str| {
         encode(

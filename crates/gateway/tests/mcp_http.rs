@@ -108,7 +108,12 @@ async fn mcp_accepts_only_loopback_and_public_host_names() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The binary's own serving loop, not axum's.
+    let server = tokio::spawn(idse_gateway::serve(
+        listener,
+        app,
+        idse_gateway::CancellationToken::new(),
+    ));
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "probe", "version": "1"}}});

@@ -170,8 +170,32 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming each cause, as `idse` prints its errors; `main` returning the
+            // error would print its Debug form, with a stack trace whenever RUST_BACKTRACE is set.
+            eprintln!("error: {}", causes(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause that only repeats the one
+/// before it (sqlx's database errors quote their source).
+fn causes(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let database = match args
         .database
         .clone()

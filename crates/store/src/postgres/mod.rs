@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use idse_protocol::{content_hash, Stage};
 use serde_json::Value;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Executor, Row};
+use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::hashes::TextHashes;
@@ -227,6 +227,23 @@ const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md,
 impl PostgresStore {
     /// Connects and brings the schema up to date; only ever adds tables, columns and indexes.
     pub async fn connect(url: &str, options: &OpenOptions) -> Result<Self, StoreError> {
+        let target: PgConnectOptions = url.parse()?;
+        // One connection first, on its own: the pool retries a refused or unresolvable server
+        // until its timeout and then reports only "pool timed out", which names no cause.
+        match tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&target))
+            .await
+        {
+            Ok(first) => first?.close().await?,
+            Err(_) => {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "no answer from the server within {} s",
+                        options.acquire_timeout.as_secs_f32()
+                    )
+                    .into(),
+                ))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -251,7 +268,7 @@ impl PostgresStore {
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect_with(target)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let commits = std::sync::Arc::new(group_commit::GroupCommit::start(pool.clone()));

@@ -227,55 +227,91 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     use super::*;
+
+    /// `app` served by `serve_with` on a free loopback port.
+    struct Served {
+        addr: std::net::SocketAddr,
+        closing: CancellationToken,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl Served {
+        async fn start(app: Router, patience: Patience) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let closing = CancellationToken::new();
+            let server = tokio::spawn(serve_with(listener, app, closing.clone(), patience));
+            Self {
+                addr,
+                closing,
+                server,
+            }
+        }
+
+        /// A connection that has sent `bytes`.
+        async fn send(&self, bytes: &[u8]) -> TcpStream {
+            let mut stream = TcpStream::connect(self.addr).await.unwrap();
+            stream.write_all(bytes).await.unwrap();
+            stream
+        }
+
+        /// Stops the gateway, which must return promptly.
+        async fn stop(self) {
+            self.closing.cancel();
+            tokio::time::timeout(Duration::from_secs(3), self.server)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// All that arrives on `stream` until the gateway closes it; fails if that takes over 5 s.
+    async fn until_closed(stream: &mut TcpStream, what: &str) -> String {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the connection was still open after 5 s"))
+            .unwrap();
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    fn post(path: &str, length: usize, body: &str) -> Vec<u8> {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n{body}"
+        )
+        .into_bytes()
+    }
 
     /// A client that sends half a request is dropped after the header timeout, while one that
     /// sends whole requests is served by the same gateway meanwhile.
     #[tokio::test]
     async fn a_client_that_stalls_in_its_headers_is_dropped() {
         let fixture = idse_store::testing::sqlite().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
-        let closing = CancellationToken::new();
-        let server = tokio::spawn(serve_with(
-            listener,
-            app,
-            closing.clone(),
-            Patience {
-                headers: Duration::from_millis(300),
-                ..PATIENCE
-            },
-        ));
+        let patience = Patience {
+            headers: Duration::from_millis(300),
+            ..PATIENCE
+        };
+        let served = Served::start(app, patience).await;
 
-        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stalled
-            .write_all(b"GET /sync/health HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
+        let mut stalled = served
+            .send(b"GET /sync/health HTTP/1.1\r\nHost: x\r\n")
+            .await;
         let began = Instant::now();
-
-        let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
-        whole
-            .write_all(b"GET /sync/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        whole.read_to_string(&mut answer).await.unwrap();
+        let mut whole = served
+            .send(b"GET /sync/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let answer = until_closed(&mut whole, "a whole request").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
         // The stalled one gets its connection closed after the timeout, and no answer but
         // perhaps a 408.
-        let mut rest = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
+        let rest = until_closed(&mut stalled, "half a request").await;
         let waited = began.elapsed();
-        assert!(
-            closed.is_ok(),
-            "the stalled connection was still open after 5 s"
-        );
-        let rest = String::from_utf8_lossy(&rest);
         assert!(
             !rest.contains(" 200 "),
             "a half request was answered: {rest}"
@@ -284,97 +320,46 @@ mod tests {
             waited >= Duration::from_millis(250),
             "closed too early: {waited:?}"
         );
-
-        closing.cancel();
-        tokio::time::timeout(Duration::from_secs(3), server)
-            .await
-            .unwrap()
-            .unwrap();
+        served.stop().await;
     }
 
-    /// A body that stops arriving is answered 408 once the body timeout passes, with nothing
-    /// written; a whole push on another connection is served meanwhile.
+    /// A body that stops arriving is answered 408 once the body timeout passes, on `/mcp` too,
+    /// with nothing written; a whole push on another connection is served meanwhile.
     #[tokio::test]
     async fn a_body_that_stops_arriving_is_answered_408() {
         let fixture = idse_store::testing::sqlite().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
-        let closing = CancellationToken::new();
-        let server = tokio::spawn(serve_with(
-            listener,
-            app,
-            closing.clone(),
-            Patience {
-                body: Duration::from_millis(300),
-                ..PATIENCE
-            },
-        ));
+        let patience = Patience {
+            body: Duration::from_millis(300),
+            ..PATIENCE
+        };
+        let served = Served::start(app, patience).await;
 
         let half = r#"{"project_name":"stalled","artifacts":{"intent_md":"#;
-        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stalled
-            .write_all(
-                format!(
-                    "POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                     Content-Length: 200\r\n\r\n{half}"
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        // MCP's bodies too: rmcp itself would answer a plain-text 500.
-        let mut stalled_mcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stalled_mcp
-            .write_all(
-                b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-                  Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n\
-                  {\"jsonrpc\":",
-            )
-            .await
-            .unwrap();
+        let mut stalled = served.send(&post("/sync/push", 200, half)).await;
+        // rmcp itself would answer a plain-text 500.
+        let mut stalled_mcp = served.send(&post("/mcp", 200, r#"{"jsonrpc":"#)).await;
         let began = Instant::now();
-
         let whole = r#"{"project_name":"whole","artifacts":{"intent_md":"Intent"}}"#;
-        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
-        other
-            .write_all(
-                format!(
-                    "POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                     Connection: close\r\nContent-Length: {}\r\n\r\n{whole}",
-                    whole.len()
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        other.read_to_string(&mut answer).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let mut other = served.send(&post("/sync/push", whole.len(), whole)).await;
+        let mut head = vec![0; 4096];
+        let n = other.read(&mut head).await.unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
-        let mut rest = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
+        for (stream, what) in [(&mut stalled, "/sync/push"), (&mut stalled_mcp, "/mcp")] {
+            let rest = until_closed(stream, what).await;
+            assert!(rest.starts_with("HTTP/1.1 408"), "{what}: {rest}");
+            assert!(
+                rest.contains(r#""error":"request_timeout""#),
+                "{what}: {rest}"
+            );
+        }
         let waited = began.elapsed();
-        assert!(
-            closed.is_ok(),
-            "the stalled body's connection was still open after 5 s"
-        );
-        let rest = String::from_utf8_lossy(&rest);
-        assert!(rest.starts_with("HTTP/1.1 408"), "{rest}");
-        assert!(rest.contains(r#""error":"request_timeout""#), "{rest}");
         assert!(
             waited >= Duration::from_millis(250),
             "answered too early: {waited:?}"
         );
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stalled_mcp.read_to_end(&mut rest))
-            .await
-            .expect("the stalled MCP body's connection was still open after 5 s")
-            .unwrap();
-        let rest = String::from_utf8_lossy(&rest);
-        assert!(rest.starts_with("HTTP/1.1 408"), "{rest}");
-        assert!(rest.contains(r#""error":"request_timeout""#), "{rest}");
         let names: Vec<String> = fixture
             .store
             .projects()
@@ -384,12 +369,7 @@ mod tests {
             .map(|p| p.name)
             .collect();
         assert_eq!(names, ["whole"]);
-
-        closing.cancel();
-        tokio::time::timeout(Duration::from_secs(3), server)
-            .await
-            .unwrap()
-            .unwrap();
+        served.stop().await;
     }
 
     /// A client that stops reading a large answer is dropped once the socket has been full for
@@ -397,25 +377,14 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_dropped() {
         const SIZE: usize = 64 << 20;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/big", axum::routing::get(|| async { vec![b'x'; SIZE] }));
-        let closing = CancellationToken::new();
-        let server = tokio::spawn(serve_with(
-            listener,
-            app,
-            closing.clone(),
-            Patience {
-                reading: Duration::from_millis(300),
-                ..PATIENCE
-            },
-        ));
+        let patience = Patience {
+            reading: Duration::from_millis(300),
+            ..PATIENCE
+        };
+        let served = Served::start(app, patience).await;
 
-        let mut reader = tokio::net::TcpStream::connect(addr).await.unwrap();
-        reader
-            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut reader = served.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await;
         // Not reading, for well past the timeout: the buffers fill and the gateway waits.
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -443,12 +412,7 @@ mod tests {
             "all {} bytes arrived: the connection was never dropped",
             got.len()
         );
-
-        closing.cancel();
-        tokio::time::timeout(Duration::from_secs(3), server)
-            .await
-            .unwrap()
-            .unwrap();
+        served.stop().await;
     }
 
     /// A body whose declared length is over the limit is refused at once, before any of it is
@@ -456,20 +420,10 @@ mod tests {
     #[tokio::test]
     async fn a_body_declared_too_large_is_refused_before_it_is_read() {
         let fixture = idse_store::testing::sqlite().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
-        let closing = CancellationToken::new();
-        let server = tokio::spawn(serve_with(listener, app, closing.clone(), PATIENCE));
+        let served = Served::start(app, PATIENCE).await;
 
-        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(
-                b"POST /sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-                  Content-Length: 1000000000\r\n\r\n",
-            )
-            .await
-            .unwrap();
+        let mut client = served.send(&post("/sync/push", 1_000_000_000, "")).await;
         let mut head = vec![0; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut head))
             .await
@@ -478,11 +432,6 @@ mod tests {
         let head = String::from_utf8_lossy(&head[..n]);
         assert!(head.starts_with("HTTP/1.1 413"), "{head}");
         assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
-
-        closing.cancel();
-        tokio::time::timeout(Duration::from_secs(3), server)
-            .await
-            .unwrap()
-            .unwrap();
+        served.stop().await;
     }
 }

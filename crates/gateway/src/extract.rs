@@ -3,6 +3,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::input::Limits;
@@ -57,43 +58,77 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
             "Send the JSON body uncompressed, without a Content-Encoding header.",
         ));
     }
-    let declared = req
-        .headers()
+    let headers = req.headers();
+    let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
-        // Refused before any of it is read, rather than after the first 10 MiB.
+    let waits = headers
+        .get(axum::http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waits && declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        // The client waits for a go-ahead before it sends the body (curl does so for large
+        // ones), so it gets the 413 without uploading anything. A client already sending is
+        // read up to the limit instead: answered mid-upload, it would see a broken pipe, not
+        // the answer.
         return Err(too_large(limits));
     }
-    axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
-        .await
-        .map_err(|e| {
-            let caused_by = |is: fn(&(dyn std::error::Error + 'static)) -> bool| {
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(is)
-            };
-            if caused_by(|e| e.is::<http_body_util::LengthLimitError>()) {
-                too_large(limits)
-            } else if caused_by(|e| e.is::<tower_http::timeout::TimeoutError>()) {
-                // The body timeout of `serve`.
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    "The request body stopped arriving before it was complete, so the gateway \
-                     stopped waiting for it.",
-                    "Send the request again; if it keeps happening, check the network between \
-                     you and the gateway.",
-                )
-            } else {
-                ApiError::bad_request(
-                    "unreadable_body",
-                    "The request body could not be read.",
-                    "Send the whole JSON body in one request.",
-                )
-            }
-        })
+    let mut body = req.into_body();
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        if bytes.len() + data.len() > limits.max_body_bytes {
+            // Read on, and drop, what the client is still sending: closed on mid-upload, it
+            // would see a broken pipe rather than this answer (Python's HTTP clients do).
+            let more = DRAIN_FACTOR.saturating_mul(limits.max_body_bytes);
+            let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, more)).await;
+            return Err(too_large(limits));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes.freeze())
+}
+
+/// How much of an over-limit body is read and dropped so the client sees the 413 (as a
+/// multiple of the limit), and for how long at most.
+const DRAIN_FACTOR: usize = 8;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops up to `more` bytes of `body`, or all of it.
+async fn drain(body: &mut axum::body::Body, mut more: usize) {
+    while let Some(Ok(frame)) = body.frame().await {
+        let len = frame.data_ref().map_or(0, bytes::Bytes::len);
+        more = match more.checked_sub(len) {
+            Some(left) => left,
+            None => return,
+        };
+    }
+}
+
+/// Why a body could not be read: it stopped arriving (the body timeout of `serve`), or the
+/// connection failed.
+fn unreadable(e: axum::Error) -> ApiError {
+    let timed_out = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<tower_http::timeout::TimeoutError>());
+    if timed_out {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body stopped arriving before it was complete, so the gateway stopped \
+             waiting for it.",
+            "Send the request again; if it keeps happening, check the network between you and \
+             the gateway.",
+        )
+    } else {
+        ApiError::bad_request(
+            "unreadable_body",
+            "The request body could not be read.",
+            "Send the whole JSON body in one request.",
+        )
+    }
 }
 
 fn too_large(limits: &Limits) -> ApiError {

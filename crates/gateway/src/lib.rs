@@ -415,22 +415,28 @@ mod tests {
         served.stop().await;
     }
 
-    /// A body whose declared length is over the limit is refused at once, before any of it is
-    /// sent, rather than after the gateway has read up to the limit.
+    /// A client that waits for a go-ahead (`Expect: 100-continue`) before sending a body
+    /// declared over the limit is refused at once, before it sends any of it.
     #[tokio::test]
-    async fn a_body_declared_too_large_is_refused_before_it_is_read() {
+    async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
         let fixture = idse_store::testing::sqlite().await;
         let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
         let served = Served::start(app, PATIENCE).await;
 
-        let mut client = served.send(&post("/sync/push", 1_000_000_000, "")).await;
+        let mut request = post("/sync/push", 1_000_000_000, "");
+        let blank = request.len() - 2;
+        request.splice(blank..blank, b"Expect: 100-continue\r\n".iter().copied());
+        let mut client = served.send(&request).await;
         let mut head = vec![0; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut head))
             .await
             .expect("no answer within 5 s: the gateway waited for the body")
             .unwrap();
         let head = String::from_utf8_lossy(&head[..n]);
-        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 413"),
+            "not a 413 (a 100 Continue asks for the body): {head}"
+        );
         assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
         served.stop().await;
     }

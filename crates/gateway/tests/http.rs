@@ -442,6 +442,19 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
         "{answer}"
     );
     assert_sentence(&answer);
+    // A body three times the limit, sent whole without waiting for a go-ahead (as Python's
+    // clients do): the client still gets the 413, not a broken pipe.
+    let res = gw
+        .http
+        .post(format!("{}/sync/push", gw.url))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 30 * 1024 * 1024])
+        .send()
+        .await
+        .expect("the client saw a transport error instead of the answer");
+    assert_eq!(res.status(), 413);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["error"], "payload_too_large", "{answer}");
     let (_, list) = gw.get("/sync/projects").await;
     assert_eq!(list["count"], 1, "no bad request created a project: {list}");
     let (_, status) = gw.get(&format!("/sync/status/{id}")).await;

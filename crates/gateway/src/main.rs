@@ -230,6 +230,14 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         logs.init();
     }
 
+    // Every connection holds a file descriptor, and many systems start a process with a soft
+    // limit of 1,024 open files, far below its hard limit: a team gateway would refuse
+    // connections long before the machine runs short. Raised to the hard limit (as Go's
+    // runtime does for every program).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(open_files) => tracing::debug!(open_files, "limit of open files"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the limit of open files"),
+    }
     if args.max_artifact_bytes > args.max_body_bytes {
         bail!("--max-artifact-bytes must not exceed --max-body-bytes");
     }

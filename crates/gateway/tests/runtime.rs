@@ -1,5 +1,5 @@
 //! The gateway binary sizes its async runtime for its store: on SQLite it leaves the writer
-//! thread a CPU; `TOKIO_WORKER_THREADS` overrides that.
+//! thread a CPU; `TOKIO_WORKER_THREADS` overrides that. It raises its limit of open files.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
 
@@ -48,4 +48,39 @@ fn on_sqlite_the_runtime_leaves_the_writer_a_cpu() {
 #[test]
 fn tokio_worker_threads_is_the_operators_choice() {
     assert_eq!(runtime_threads(Some("3")), 3);
+}
+
+/// Started with a soft limit of 256 open files under a hard one of 4,096 (as `prlimit` sets
+/// them, and as many systems start services with 1,024), the gateway raises its soft limit
+/// to the hard one: each connection is an open file.
+#[test]
+fn the_limit_of_open_files_is_raised_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:4096")
+        .arg(env!("CARGO_BIN_EXE_idse-gateway"))
+        .args(["--addr", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("gateway.sqlite3"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs the gateway");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("listening on "), "{first}");
+    // prlimit executes the gateway in its own process, so the pid is the gateway's.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect();
+    assert_eq!(open_files, ["4096", "4096"], "{limits}");
 }

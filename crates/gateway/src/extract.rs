@@ -1,5 +1,6 @@
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
@@ -18,7 +19,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, &state.limits).await?;
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.headers, body, &state.limits).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -32,17 +34,20 @@ pub(crate) async fn whole_body(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let bytes = read_body(Request::from_parts(parts.clone(), body), &state.limits).await?;
+    let bytes = read_body(&parts.headers, body, &state.limits).await?;
     Ok(next
-        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .run(Request::from_parts(parts, Body::from(bytes)))
         .await)
 }
 
 /// Reads a whole request body, up to the gateway's size limit; each way it can fail is a
 /// sentence that says what to fix.
-async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
-    if let Some(encoding) = req
-        .headers()
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
+    if let Some(encoding) = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
     {
@@ -58,7 +63,6 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
             "Send the JSON body uncompressed, without a Content-Encoding header.",
         ));
     }
-    let headers = req.headers();
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -72,7 +76,6 @@ async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, ApiError> {
         // the answer.
         return Err(too_large(limits));
     }
-    let mut body = req.into_body();
     // Room for what the client declared, so a push is copied once rather than through every
     // doubling; at most 1 MiB ahead of the data, so a false length reserves little.
     let room = declared.map_or(0, |n| n.min(1 << 20) as usize);
@@ -99,7 +102,7 @@ const DRAIN_FACTOR: usize = 8;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads and drops up to `more` bytes of `body`, or all of it.
-async fn drain(body: &mut axum::body::Body, mut more: usize) {
+async fn drain(body: &mut Body, mut more: usize) {
     while let Some(Ok(frame)) = body.frame().await {
         let len = frame.data_ref().map_or(0, bytes::Bytes::len);
         more = match more.checked_sub(len) {

@@ -4,28 +4,35 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Starts the gateway on a SQLite file, waits for its first line and counts its runtime
-/// threads.
-fn runtime_threads(threads_env: Option<&str>) -> usize {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
+/// Runs `command` (which runs the gateway) on a SQLite file in `dir`, and waits until it
+/// listens.
+fn listening(mut command: Command, dir: &Path) -> Child {
     command
         .args(["--addr", "127.0.0.1:0", "--database"])
-        .arg(dir.path().join("gateway.sqlite3"))
+        .arg(dir.join("gateway.sqlite3"))
         .env("RUST_LOG", "warn")
-        .env_remove("TOKIO_WORKER_THREADS")
         .stdout(Stdio::piped());
-    if let Some(n) = threads_env {
-        command.env("TOKIO_WORKER_THREADS", n);
-    }
-    let mut child: Child = command.spawn().unwrap();
+    let mut child = command.spawn().expect("the gateway starts");
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
     assert!(first.starts_with("listening on "), "{first}");
+    child
+}
+
+/// Starts the gateway and counts its runtime threads.
+fn runtime_threads(threads_env: Option<&str>) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
+    command.env_remove("TOKIO_WORKER_THREADS");
+    if let Some(n) = threads_env {
+        command.env("TOKIO_WORKER_THREADS", n);
+    }
+    let mut child = listening(command, dir.path());
     let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
     let count = tasks
         .flatten()
@@ -56,20 +63,12 @@ fn tokio_worker_threads_is_the_operators_choice() {
 #[test]
 fn the_limit_of_open_files_is_raised_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new("prlimit")
+    // prlimit (util-linux) sets the limits, then runs the gateway.
+    let mut command = Command::new("prlimit");
+    command
         .arg("--nofile=256:4096")
-        .arg(env!("CARGO_BIN_EXE_idse-gateway"))
-        .args(["--addr", "127.0.0.1:0", "--database"])
-        .arg(dir.path().join("gateway.sqlite3"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux) runs the gateway");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("listening on "), "{first}");
+        .arg(env!("CARGO_BIN_EXE_idse-gateway"));
+    let mut child = listening(command, dir.path());
     // prlimit executes the gateway in its own process, so the pid is the gateway's.
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     child.kill().unwrap();
@@ -79,7 +78,7 @@ fn the_limit_of_open_files_is_raised_to_the_hard_one() {
         .find(|l| l.starts_with("Max open files"))
         .unwrap()
         .split_whitespace()
-        .skip(3)
+        .skip(3) // "Max", "open", "files": then the soft and the hard limit
         .take(2)
         .collect();
     assert_eq!(open_files, ["4096", "4096"], "{limits}");

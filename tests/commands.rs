@@ -520,8 +520,9 @@ fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
     .unwrap();
     h.push_outside(&mate);
     let history = h.ok("stage_history", json!({"dir": dir, "stage": "spec"}));
-    let revisions = history.as_array().unwrap();
+    let revisions = history["revisions"].as_array().unwrap();
     assert_eq!(revisions.len(), 2, "{history}");
+    assert_eq!(history["next_before"], Value::Null, "one page holds both");
     assert_eq!(revisions[1]["is_base"], true);
     assert_eq!(revisions[0]["is_base"], false);
     let first = revisions[1]["sha256"].as_str().unwrap();
@@ -559,6 +560,47 @@ fn the_document_view_shows_text_diffs_and_history_and_restores_a_revision() {
     assert_eq!(std::fs::read_to_string(kept).unwrap(), edited);
     let after = h.ok("stage_document", json!({"dir": dir, "stage": "spec"}));
     assert_eq!(after["sync"], "both");
+}
+
+#[test]
+fn a_long_history_is_read_a_page_at_a_time_down_to_the_first_revision() {
+    let h = harness();
+    let (_repo, dir, id) = pushed_shop(&h);
+    let mate = h.fetch_into(&h.repo("mate", &[]), &id);
+    let mate_spec = mate.stage_path(&mate.active_session().unwrap(), Stage::Spec);
+    let pushes = 60;
+    for n in 0..pushes {
+        std::fs::write(&mate_spec, format!("{SPEC}\nversion {n}\n")).unwrap();
+        h.push_outside(&mate);
+    }
+    let mut pages = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let page = h.ok(
+            "stage_history",
+            json!({"dir": dir, "stage": "spec", "before": before}),
+        );
+        let revisions: Vec<i64> = page["revisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["revision"].as_i64().unwrap())
+            .collect();
+        pages.push(revisions);
+        before = page["next_before"].clone();
+        if before.is_null() {
+            break;
+        }
+        assert!(pages.len() < 5, "the cursor does not move on: {pages:?}");
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [50, pushes - 50 + 1], "a full page, then the rest");
+    let all: Vec<i64> = pages.concat();
+    assert!(
+        all.windows(2).all(|w| w[0] > w[1]),
+        "newest first, each once: {all:?}"
+    );
+    assert_eq!(all.last(), Some(&1), "down to the first push");
 }
 
 #[test]

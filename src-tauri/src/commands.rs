@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use idse_core::document::{DraftChoice, MergeView, Restored, Revision, StageDocument};
+use idse_core::document::{DraftChoice, MergeView, Restored, RevisionPage, StageDocument};
 use idse_core::{ProjectCard, PullReport, PushReport, StagePreview};
 use idse_protocol::Stage;
 use tauri::State;
@@ -128,8 +128,9 @@ pub async fn stage_history(
     desk: State<'_, Desk>,
     dir: PathBuf,
     stage: Stage,
-) -> Result<Vec<Revision>, CommandError> {
-    desk.stage_history(&dir, stage).await
+    before: Option<i64>,
+) -> Result<RevisionPage, CommandError> {
+    desk.stage_history(&dir, stage, before).await
 }
 
 #[tauri::command]

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use idse_core::document::{
     discard_draft, merge_view, render_markdown, restore_revision, revision_text, save_draft,
-    stage_document, stage_history, DraftChoice, MergeDraft, MergeView, Restored, Revision,
+    stage_document, stage_history, DraftChoice, MergeDraft, MergeView, Restored, RevisionPage,
     StageDocument,
 };
 use idse_core::{MergeSave, Project, PushReport};
@@ -55,9 +55,10 @@ impl Desk {
         &self,
         dir: &Path,
         stage: Stage,
-    ) -> Result<Vec<Revision>, CommandError> {
+        before: Option<i64>,
+    ) -> Result<RevisionPage, CommandError> {
         let (_, project) = self.project(dir)?;
-        Ok(stage_history(&project, &self.gateway_client(), stage).await?)
+        Ok(stage_history(&project, &self.gateway_client(), stage, before).await?)
     }
 
     pub async fn revision_text(

@@ -3,7 +3,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AddReport, CommandError, Dashboard, DeskEvent, Direction, DraftChoice, Health, MergeSaved,
-  MergeView, ProjectCard, PullReport, PushReport, Restored, Revision, RevisionText, SettingsView,
+  MergeView, ProjectCard, PullReport, PushReport, Restored, RevisionPage, RevisionText, SettingsView,
   Stage, StageDocument, StagePreview,
 } from "./types";
 
@@ -40,7 +40,8 @@ export const api = {
   gatewayHealth: () => call<Health>("gateway_health"),
   painted: (projects: number) => call<number>("painted", { projects }),
   stageDocument: (dir: string, stage: Stage) => call<StageDocument>("stage_document", { dir, stage }),
-  stageHistory: (dir: string, stage: Stage) => call<Revision[]>("stage_history", { dir, stage }),
+  stageHistory: (dir: string, stage: Stage, before: number | null = null) =>
+    call<RevisionPage>("stage_history", { dir, stage, before }),
   revisionText: (dir: string, sha256: string) => call<RevisionText>("revision_text", { dir, sha256 }),
   restoreRevision: (dir: string, stage: Stage, sha256: string, expected: string) =>
     call<Restored>("restore_revision", { dir, stage, sha256, expected }),

@@ -168,6 +168,8 @@ export interface Revision {
   is_base: boolean;
   is_local: boolean;
 }
+/** A page of a stage's history; `next_before` asks for the older one, `null` on the oldest. */
+export interface RevisionPage { revisions: Revision[]; next_before: number | null }
 export interface RevisionText { sha256: string; text: string; html: string }
 export interface Restored { stage: Stage; sha256: string; kept: string | null }
 

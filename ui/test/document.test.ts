@@ -50,7 +50,7 @@ describe("document view", () => {
     mockIPC((cmd, args) => {
       calls.push([cmd, args as Record<string, unknown>]);
       if (cmd === "stage_document") return doc();
-      if (cmd === "stage_history") return [rev(3, { is_base: true }), rev(2)];
+      if (cmd === "stage_history") return { revisions: [rev(3, { is_base: true }), rev(2)], next_before: null };
       if (cmd === "revision_text") return { sha256: "sha-2", text: "# Old\n", html: "<h1>Old</h1>" };
       if (cmd === "restore_revision") return { stage: "spec", sha256: "sha-2", kept: "/r/.sync/replaced/s1/spec.md" };
       return null;
@@ -63,6 +63,7 @@ describe("document view", () => {
     (d.querySelector('[data-tab="history"]') as HTMLButtonElement).click();
     await tick();
     expect(d.querySelectorAll(".revision")).toHaveLength(2);
+    expect(d.querySelector("#older-revisions")).toBeNull();
     expect(d.querySelector('[data-sha="sha-3"]')?.textContent).toContain("last synced");
     (d.querySelector('[data-sha="sha-2"] button') as HTMLButtonElement).click();
     await tick();
@@ -74,6 +75,38 @@ describe("document view", () => {
     expect(calls.find(([c]) => c === "restore_revision")?.[1]).toEqual({ dir: "/p", stage: "spec", sha256: "sha-2", expected: "h-local" });
     expect(changed).toBe(1);
     expect(d.querySelector("#restore-note")?.textContent).toContain("push to share it");
+  });
+
+  it("reads older revisions a page at a time until the first, and says why a page failed", async () => {
+    const asked: unknown[] = [];
+    let fail = true;
+    mockIPC((cmd, args) => {
+      if (cmd === "stage_document") return doc();
+      if (cmd !== "stage_history") return null;
+      const before = (args as { before: number | null }).before;
+      asked.push(before);
+      if (before === null) return { revisions: [rev(5), rev(4)], next_before: 41 };
+      if (fail) { fail = false; throw { code: "gateway_unreachable", message: "The gateway cannot be reached." }; }
+      if (before === 41) return { revisions: [rev(3), rev(2)], next_before: 20 };
+      return { revisions: [rev(1)], next_before: null };
+    });
+    await showDocument("/p", "spec", { changed() {}, merge() {} });
+    const d = document.getElementById("document-view") as HTMLElement;
+    (d.querySelector('[data-tab="history"]') as HTMLButtonElement).click();
+    await tick();
+    const older = () => d.querySelector("#older-revisions") as HTMLButtonElement | null;
+    older()?.click();
+    await tick();
+    expect(d.querySelector(".older .error")?.textContent).toBe("The gateway cannot be reached.");
+    expect(d.querySelectorAll(".revision")).toHaveLength(2);
+    older()?.click();
+    await tick();
+    older()?.click();
+    await tick();
+    const shown = [...d.querySelectorAll(".revision .rev-no")].map((e) => e.textContent);
+    expect(shown).toEqual(["#5", "#4", "#3", "#2", "#1"]);
+    expect(older()).toBeNull();
+    expect(asked).toEqual([null, 41, 41, 20]);
   });
 
   it("offers the merge for a conflicted stage", async () => {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
 use crate::board::modified_at;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, HistoryQuery};
 use crate::merge::{merge3, ChunkKind, MergeChunk, MergeOptions};
 use crate::sync::{self, local_status, remote_id, with_remote, SyncError, SyncState, SyncStatus};
 use crate::workspace::{read_optional, write_file, Project, WorkspaceError};
@@ -221,12 +221,24 @@ pub struct Revision {
     pub is_local: bool,
 }
 
-/// The stage's revisions in the active session, newest first.
+/// Revisions in a page of a stage's history.
+pub const HISTORY_PAGE: i64 = 50;
+
+/// A page of a stage's revisions, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevisionPage {
+    pub revisions: Vec<Revision>,
+    /// Pass as `before` for the next, older page; `None` on the oldest.
+    pub next_before: Option<i64>,
+}
+
+/// A page of the stage's revisions in the active session, newest first, older than `before`.
 pub async fn stage_history(
     project: &Project,
     gateway: &Gateway,
     stage: Stage,
-) -> Result<Vec<Revision>, SyncError> {
+    before: Option<i64>,
+) -> Result<RevisionPage, SyncError> {
     let session = project.active_session()?;
     let state = SyncState::load(project)?;
     let id =
@@ -235,16 +247,25 @@ pub async fn stage_history(
         .read_stage(&session, stage)?
         .map(|t| content_hash(&t));
     let base = state.base_hash(&session, stage);
-    let history = gateway.history(&id, Some(stage), Some(&session)).await?;
-    Ok(history
-        .revisions
-        .into_iter()
-        .map(|info| Revision {
-            is_base: base == Some(info.sha256.as_str()),
-            is_local: local_hash.as_deref() == Some(info.sha256.as_str()),
-            info,
-        })
-        .collect())
+    let query = HistoryQuery {
+        stage: Some(stage),
+        session: Some(&session),
+        before,
+        limit: Some(HISTORY_PAGE),
+    };
+    let history = gateway.history(&id, &query).await?;
+    Ok(RevisionPage {
+        revisions: history
+            .revisions
+            .into_iter()
+            .map(|info| Revision {
+                is_base: base == Some(info.sha256.as_str()),
+                is_local: local_hash.as_deref() == Some(info.sha256.as_str()),
+                info,
+            })
+            .collect(),
+        next_before: history.next_before,
+    })
 }
 
 /// A text the stage once held, by its hash, from the gateway.
@@ -444,7 +465,17 @@ pub async fn merge_view(
     .await?
     .unwrap_or_default();
     let history = match &id {
-        Some(id) => match gateway.history(id, Some(stage), Some(&session)).await {
+        Some(id) => match gateway
+            .history(
+                id,
+                &HistoryQuery {
+                    stage: Some(stage),
+                    session: Some(&session),
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+        {
             Ok(history) => history.revisions,
             Err(e) => {
                 tracing::debug!(error = %e, "no history for the merge labels");

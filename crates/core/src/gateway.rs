@@ -43,6 +43,17 @@ pub enum PushAnswer {
 }
 
 /// The gateway at one URL.
+/// Narrows `GET /sync/history/{id}`; every part is optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryQuery<'a> {
+    pub stage: Option<Stage>,
+    pub session: Option<&'a str>,
+    /// Only revisions older than this cursor: a page's `next_before`.
+    pub before: Option<i64>,
+    /// At most this many (the gateway's default: 200).
+    pub limit: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Gateway {
     url: String,
@@ -177,20 +188,22 @@ impl Gateway {
         self.answer(res).await
     }
 
-    /// The project's revisions, newest first; only one stage's and one session's when given.
+    /// A page of the project's revisions, newest first, narrowed by `query`.
     pub async fn history(
         &self,
         project_id: &str,
-        stage: Option<Stage>,
-        session: Option<&str>,
+        query: &HistoryQuery<'_>,
     ) -> Result<HistoryResponse, GatewayError> {
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(stage) = stage {
-            query.push(("stage", stage.as_str()));
-        }
-        if let Some(session) = session {
-            query.push(("session_id", session));
-        }
+        let numbers = [("before", query.before), ("limit", query.limit)];
+        let numbers = numbers.map(|(key, n)| n.map(|n| (key, n.to_string())));
+        let mut query: Vec<(&str, &str)> = [
+            query.stage.map(|s| ("stage", s.as_str())),
+            query.session.map(|s| ("session_id", s)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        query.extend(numbers.iter().flatten().map(|(k, v)| (*k, v.as_str())));
         let res = self
             .request(reqwest::Method::GET, &format!("/sync/history/{project_id}"))
             .query(&query)

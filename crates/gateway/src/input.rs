@@ -256,11 +256,12 @@ pub(crate) fn pull_input(req: &PullRequest) -> Result<(Uuid, Option<String>), Ap
 }
 
 /// Query of `GET /sync/history/{id}`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct HistoryQuery {
     pub stage: Option<String>,
     pub session_id: Option<String>,
     pub limit: Option<i64>,
+    pub before: Option<i64>,
 }
 
 pub(crate) fn history_filter(q: HistoryQuery) -> Result<HistoryFilter, ApiError> {
@@ -277,10 +278,18 @@ pub(crate) fn history_filter(q: HistoryQuery) -> Result<HistoryFilter, ApiError>
             "Ask for between 1 and 1000 revisions.",
         ));
     }
+    if let Some(before) = q.before.filter(|b| *b < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("The cursor before={before} is not one this gateway gives."),
+            "Leave `before` out for the newest revisions, or pass the `next_before` of the page you have.",
+        ));
+    }
     Ok(HistoryFilter {
         artifact,
         session_id: q.session_id,
         limit,
+        before: q.before,
     })
 }
 
@@ -357,23 +366,35 @@ mod tests {
     fn history_stage_names_map_to_artifact_keys() {
         let f = history_filter(HistoryQuery {
             stage: Some("spec".into()),
-            session_id: None,
-            limit: None,
+            ..HistoryQuery::default()
         })
         .unwrap();
         assert_eq!(f.artifact.as_deref(), Some("spec_md"));
         let f = history_filter(HistoryQuery {
             stage: Some("meta".into()),
-            session_id: None,
-            limit: None,
+            ..HistoryQuery::default()
         })
         .unwrap();
         assert_eq!(f.artifact.as_deref(), Some("meta_md"));
         assert!(history_filter(HistoryQuery {
-            stage: None,
-            session_id: None,
-            limit: Some(0)
+            limit: Some(0),
+            ..HistoryQuery::default()
         })
         .is_err());
+        let f = history_filter(HistoryQuery {
+            before: Some(41),
+            ..HistoryQuery::default()
+        })
+        .unwrap();
+        assert_eq!(f.before, Some(41));
+        assert_eq!(
+            history_filter(HistoryQuery {
+                before: Some(0),
+                ..HistoryQuery::default()
+            })
+            .unwrap_err()
+            .code,
+            "invalid_query"
+        );
     }
 }

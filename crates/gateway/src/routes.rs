@@ -208,14 +208,13 @@ async fn history(
         ApiError::bad_request(
             "invalid_query",
             "The query string of this history request is not understood.",
-            "Use ?stage=spec&session_id=…&limit=50 (all optional; limit is a number from 1 to 1000).",
+            "Use ?stage=spec&session_id=…&limit=50&before=… (all optional; limit is a number from 1 to 1000, before the `next_before` of a page).",
         )
     })?;
     let filter = input::history_filter(query)?;
-    let revisions = state
-        .store
-        .history(id, &filter)
-        .await?
+    let page = state.store.history(id, &filter).await?;
+    let revisions = page
+        .revisions
         .into_iter()
         .map(|r| RevisionInfo {
             session_id: r.session_id,
@@ -232,6 +231,7 @@ async fn history(
         success: true,
         project_id: id.to_string(),
         revisions,
+        next_before: page.next_before,
     }))
 }
 

@@ -169,6 +169,18 @@ async fn older_clients_overwrite_and_history_keeps_the_loser(gw: &TestGateway) {
     assert_eq!(text["text"], "first");
     let (_, history) = gw.get(&format!("/sync/history/{id}")).await;
     assert_eq!(history["revisions"].as_array().unwrap().len(), 2);
+    assert_eq!(history["next_before"], Value::Null);
+    // A page at a time: the cursor of the first page leads to the loser, and no further.
+    let (code, newest) = gw.get(&format!("/sync/history/{id}?limit=1")).await;
+    assert_eq!(code, 200, "{newest}");
+    assert_eq!(newest["revisions"][0]["sha256"], content_hash("second"));
+    let before = newest["next_before"].as_i64().unwrap();
+    let (code, older) = gw
+        .get(&format!("/sync/history/{id}?limit=1&before={before}"))
+        .await;
+    assert_eq!(code, 200, "{older}");
+    assert_eq!(older["revisions"][0]["sha256"], content_hash("first"));
+    assert_eq!(older["next_before"], Value::Null);
 }
 
 async fn sessions_are_pulled_per_session(gw: &TestGateway) {
@@ -405,6 +417,16 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
         (&*format!("/sync/history/{unknown}"), 404, "not_found"),
         (
             &*format!("/sync/history/{id}?limit=abc"),
+            400,
+            "invalid_query",
+        ),
+        (
+            &*format!("/sync/history/{id}?before=0"),
+            400,
+            "invalid_query",
+        ),
+        (
+            &*format!("/sync/history/{id}?before=x"),
             400,
             "invalid_query",
         ),

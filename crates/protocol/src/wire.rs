@@ -155,12 +155,16 @@ pub struct RevisionInfo {
     pub pushed_at: DateTime<Utc>,
 }
 
-/// `GET /sync/history/{id}` (ext), newest first.
+/// `GET /sync/history/{id}` (ext), newest first, a page at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryResponse {
     pub success: bool,
     pub project_id: String,
     pub revisions: Vec<RevisionInfo>,
+    /// Ask again with `?before=` this for the next, older page; `null` on the last page.
+    /// Absent from gateways that answered in one page.
+    #[serde(default)]
+    pub next_before: Option<i64>,
 }
 
 /// `GET /sync/history/{id}/{sha256}` (ext): a text the project ever held, by its hash.

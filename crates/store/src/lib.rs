@@ -42,12 +42,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every project, most recently updated first.
     async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
 
-    /// Accepted changes, newest first.
+    /// Accepted changes, newest first, a page at a time.
     async fn history(
         &self,
         project: Uuid,
         filter: &HistoryFilter,
-    ) -> Result<Vec<RevisionRecord>, StoreError>;
+    ) -> Result<HistoryPage, StoreError>;
 
     /// A text the project ever held, found by its SHA-256.
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError>;

@@ -101,6 +101,8 @@ pub struct HistoryFilter {
     pub artifact: Option<String>,
     pub session_id: Option<String>,
     pub limit: i64,
+    /// Only revisions older than this cursor (a [`HistoryPage::next_before`]).
+    pub before: Option<i64>,
 }
 
 impl Default for HistoryFilter {
@@ -109,6 +111,30 @@ impl Default for HistoryFilter {
             artifact: None,
             session_id: None,
             limit: 200,
+            before: None,
+        }
+    }
+}
+
+/// One page of a history listing, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub revisions: Vec<RevisionRecord>,
+    /// The cursor of the next, older page (`HistoryFilter::before`); `None` when this page
+    /// holds the oldest revision.
+    pub next_before: Option<i64>,
+}
+
+impl HistoryPage {
+    /// A page from rows read newest first with their row ids, one more than `limit` if
+    /// there are older ones.
+    pub(crate) fn from_rows(mut rows: Vec<(i64, RevisionRecord)>, limit: i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Self {
+            next_before: more.then(|| rows.last().map(|(id, _)| *id)).flatten(),
+            revisions: rows.into_iter().map(|(_, r)| r).collect(),
         }
     }
 }

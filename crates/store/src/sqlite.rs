@@ -21,8 +21,8 @@ mod writer;
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
-    HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
-    Store, StoreError, TokenRecord,
+    HistoryFilter, HistoryPage, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord,
+    Snapshot, Store, StoreError, TokenRecord,
 };
 pub use backup::{Backup, BackupError};
 use checkpoints::Checkpoints;
@@ -500,37 +500,43 @@ impl Store for SqliteStore {
         &self,
         project: Uuid,
         filter: &HistoryFilter,
-    ) -> Result<Vec<RevisionRecord>, StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let mut conn = self.reader.acquire().await?;
         select_project(&mut conn, project)
             .await?
             .ok_or(StoreError::ProjectNotFound(project))?;
         let rows = sqlx::query(
-            "SELECT session_id, artifact, revision, sha256, length(CAST(text AS BLOB)) AS bytes, agent, author, pushed_at \
+            "SELECT id, session_id, artifact, revision, sha256, length(CAST(text AS BLOB)) AS bytes, agent, author, pushed_at \
              FROM revisions WHERE project_id = ?1 \
              AND (?2 IS NULL OR artifact = ?2) AND (?3 IS NULL OR session_id = ?3) \
-             ORDER BY id DESC LIMIT ?4",
+             AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
         )
         .bind(project.to_string())
         .bind(&filter.artifact)
         .bind(&filter.session_id)
-        .bind(filter.limit)
+        .bind(filter.before)
+        .bind(filter.limit.saturating_add(1))
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|r| {
-                Ok(RevisionRecord {
-                    session_id: r.try_get("session_id")?,
-                    artifact: r.try_get("artifact")?,
-                    revision: r.try_get("revision")?,
-                    sha256: r.try_get("sha256")?,
-                    bytes: r.try_get("bytes")?,
-                    agent: r.try_get("agent")?,
-                    author: r.try_get("author")?,
-                    pushed_at: from_micros(r.try_get("pushed_at")?)?,
-                })
+                Ok((
+                    r.try_get("id")?,
+                    RevisionRecord {
+                        session_id: r.try_get("session_id")?,
+                        artifact: r.try_get("artifact")?,
+                        revision: r.try_get("revision")?,
+                        sha256: r.try_get("sha256")?,
+                        bytes: r.try_get("bytes")?,
+                        agent: r.try_get("agent")?,
+                        author: r.try_get("author")?,
+                        pushed_at: from_micros(r.try_get("pushed_at")?)?,
+                    },
+                ))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(HistoryPage::from_rows(rows, filter.limit))
     }
 
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError> {

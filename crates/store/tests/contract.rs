@@ -59,7 +59,8 @@ async fn creates_then_updates_per_stage(s: &dyn Store) {
     let history = s
         .history(first.project_id, &HistoryFilter::default())
         .await
-        .unwrap();
+        .unwrap()
+        .revisions;
     assert_eq!(history.len(), 3);
     assert_eq!(history[0].artifact, "spec_md");
     assert_eq!(history[0].revision, 2);
@@ -69,7 +70,11 @@ async fn creates_then_updates_per_stage(s: &dyn Store) {
         ..HistoryFilter::default()
     };
     assert_eq!(
-        s.history(first.project_id, &spec_only).await.unwrap().len(),
+        s.history(first.project_id, &spec_only)
+            .await
+            .unwrap()
+            .revisions
+            .len(),
         2
     );
 }
@@ -130,7 +135,8 @@ async fn a_stale_base_is_refused_whole(s: &dyn Store) {
     let history = s
         .history(first.project_id, &HistoryFilter::default())
         .await
-        .unwrap();
+        .unwrap()
+        .revisions;
     assert_eq!(history.len(), 3, "a refused push writes no history");
 }
 
@@ -241,7 +247,8 @@ async fn agents_come_from_state_json_too(s: &dyn Store) {
     let history = s
         .history(out.project_id, &HistoryFilter::default())
         .await
-        .unwrap();
+        .unwrap()
+        .revisions;
     assert_eq!(history[0].agent.as_deref(), Some("claude-code"));
     assert_eq!(history[0].author.as_deref(), Some("ci-token"));
     assert_eq!(history[0].pushed_at, t(0));
@@ -453,7 +460,8 @@ async fn a_dropped_push_is_whole_or_absent(s: &dyn Store) {
     let history = s
         .history(first.project_id, &HistoryFilter::default())
         .await
-        .unwrap();
+        .unwrap()
+        .revisions;
     let newest_spec = history.iter().find(|r| r.artifact == "spec_md").unwrap();
     assert_eq!(
         newest_spec.sha256,
@@ -461,6 +469,74 @@ async fn a_dropped_push_is_whole_or_absent(s: &dyn Store) {
         "the texts and the history agree"
     );
     assert!(spec == "v1\n" || spec.starts_with("gone "), "{spec}");
+}
+
+/// Pages of a history, each from the cursor of the one before, hold every revision once, newest
+/// first, and the last page says there is no more; another project's revisions never show.
+async fn history_pages_reach_the_first_revision(s: &dyn Store) {
+    let first = s
+        .push(push("iota", &[("intent_md", "i"), ("spec_md", "s1")]), t(0))
+        .await
+        .unwrap();
+    let id = first.project_id;
+    for n in 2..=6 {
+        let mut p = push("iota", &[("spec_md", &format!("s{n}"))]);
+        p.project_id = Some(id);
+        s.push(p, t(n)).await.unwrap();
+        // Interleaved, so the project's revisions are not one run of rows.
+        s.push(push("kappa", &[("spec_md", &format!("k{n}"))]), t(n))
+            .await
+            .unwrap();
+    }
+    let pages = |artifact: Option<&str>, limit: i64| {
+        let mut filter = HistoryFilter {
+            artifact: artifact.map(str::to_owned),
+            limit,
+            ..HistoryFilter::default()
+        };
+        async move {
+            let mut pages = Vec::new();
+            loop {
+                let page = s.history(id, &filter).await.unwrap();
+                let revisions: Vec<(String, i64)> = page
+                    .revisions
+                    .iter()
+                    .map(|r| (r.artifact.clone(), r.revision))
+                    .collect();
+                pages.push(revisions);
+                match page.next_before {
+                    Some(before) => filter.before = Some(before),
+                    None => return pages,
+                }
+                assert!(pages.len() < 10, "the cursor does not move on: {pages:?}");
+            }
+        }
+    };
+    let spec = |revisions: &[i64]| -> Vec<(String, i64)> {
+        revisions
+            .iter()
+            .map(|r| ("spec_md".to_owned(), *r))
+            .collect()
+    };
+    // Six spec revisions in pages of three: exactly two pages, the second the last.
+    assert_eq!(
+        pages(Some("spec_md"), 3).await,
+        [spec(&[6, 5, 4]), spec(&[3, 2, 1])]
+    );
+    assert_eq!(
+        pages(Some("spec_md"), 4).await,
+        [spec(&[6, 5, 4, 3]), spec(&[2, 1])]
+    );
+    // All seven, the intent of the first push among them, in pages of five.
+    let all = pages(None, 5).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], spec(&[6, 5, 4, 3, 2]));
+    assert_eq!(all[1].len(), 2);
+    assert!(all[1].iter().all(|(_, revision)| *revision == 1));
+    // One page for all: no cursor.
+    let whole = s.history(id, &HistoryFilter::default()).await.unwrap();
+    assert_eq!(whole.revisions.len(), 7);
+    assert_eq!(whole.next_before, None);
 }
 
 macro_rules! contract {
@@ -503,4 +579,5 @@ contract!(
     tokens_are_kept_by_hash_and_revoked,
     concurrent_pushes_are_decided_one_by_one,
     a_dropped_push_is_whole_or_absent,
+    history_pages_reach_the_first_revision,
 );

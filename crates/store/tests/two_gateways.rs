@@ -147,7 +147,7 @@ async fn a_gateway_never_decides_on_what_another_made_stale() {
     );
 
     // Every applied push is in the history, in order.
-    let history = a.history(id, &Default::default()).await.unwrap();
+    let history = a.history(id, &Default::default()).await.unwrap().revisions;
     let specs: Vec<i64> = history
         .iter()
         .filter(|r| r.artifact == "spec_md")

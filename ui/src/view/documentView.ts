@@ -2,7 +2,7 @@
 // history with "restore this version".
 import { api } from "../api";
 import { relativeTime } from "../model";
-import type { CommandError, Revision, Stage, StageDocument } from "../types";
+import type { CommandError, Revision, RevisionPage, Stage, StageDocument } from "../types";
 import { diffCounts, diffTable } from "./diff";
 import { closeDialog, h, sheet } from "./dom";
 
@@ -102,22 +102,46 @@ export async function showDocument(dir: string, stage: Stage, hooks: DocumentHoo
 
   async function showHistory(content: HTMLElement) {
     content.replaceChildren(h("p", { class: "muted" }, "Asking the gateway…"));
-    let revisions: Revision[];
+    let page: RevisionPage;
     try {
-      revisions = await api.stageHistory(dir, stage);
+      page = await api.stageHistory(dir, stage);
     } catch (e) {
       content.replaceChildren(h("p", { class: "error" }, (e as CommandError).message));
       return;
     }
-    if (!revisions.length) {
+    if (!page.revisions.length) {
       content.replaceChildren(h("p", { class: "muted" }, "The gateway has no revision of this stage in this session yet."));
       return;
     }
     const preview = h("div", { class: "revision-preview" }, h("p", { class: "muted" }, "Pick a revision to read it."));
+    const list = h("ol", { class: "revisions" });
+    content.replaceChildren(h("div", { class: "history" }, list, preview));
+    showPage(list, page, preview);
+  }
+
+  /** Appends a page's revisions, and a button for the older page while there is one. */
+  function showPage(list: HTMLElement, page: RevisionPage, preview: HTMLElement) {
     const now = new Date();
-    content.replaceChildren(h("div", { class: "history" },
-      h("ol", { class: "revisions" }, revisions.map((r) => revisionRow(r, now, (picked) => void pick(picked, preview)))),
-      preview));
+    list.append(...page.revisions.map((r) => revisionRow(r, now, (picked) => void pick(picked, preview))));
+    const before = page.next_before;
+    if (before === null) return;
+    const error = h("span", { class: "error" });
+    const more: HTMLButtonElement = h("button", {
+      class: "ghost", id: "older-revisions",
+      onclick: async () => {
+        more.disabled = true;
+        error.textContent = "";
+        try {
+          const older = await api.stageHistory(dir, stage, before);
+          more.parentElement?.remove();
+          showPage(list, older, preview);
+        } catch (e) {
+          more.disabled = false;
+          error.textContent = (e as CommandError).message;
+        }
+      },
+    }, "Older revisions");
+    list.append(h("li", { class: "older" }, more, error));
   }
 
   async function pick(r: Revision, preview: HTMLElement) {

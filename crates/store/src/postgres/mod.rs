@@ -19,8 +19,8 @@ use uuid::Uuid;
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
-    HistoryFilter, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord, Snapshot,
-    Store, StoreError, TokenRecord,
+    HistoryFilter, HistoryPage, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord,
+    Snapshot, Store, StoreError, TokenRecord,
 };
 
 #[derive(Debug, Clone)]
@@ -730,18 +730,19 @@ impl Store for PostgresStore {
         &self,
         project: Uuid,
         filter: &HistoryFilter,
-    ) -> Result<Vec<RevisionRecord>, StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
-            "SELECT session_id, artifact, revision, sha256, octet_length(text)::bigint AS bytes, agent, author, pushed_at \
+            "SELECT id, session_id, artifact, revision, sha256, octet_length(text)::bigint AS bytes, agent, author, pushed_at \
              FROM revisions WHERE project_id = $1 \
              AND ($2::text IS NULL OR artifact = $2) AND ($3::text IS NULL OR session_id = $3) \
-             ORDER BY id DESC LIMIT $4",
+             AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
         )
         .bind(project)
         .bind(&filter.artifact)
         .bind(&filter.session_id)
-        .bind(filter.limit)
+        .bind(filter.before)
+        .bind(filter.limit.saturating_add(1))
         .fetch_all(&mut *conn)
         .await?;
         if rows.is_empty() {
@@ -749,20 +750,25 @@ impl Store for PostgresStore {
                 .await?
                 .ok_or(StoreError::ProjectNotFound(project))?;
         }
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|r| {
-                Ok(RevisionRecord {
-                    session_id: r.try_get("session_id")?,
-                    artifact: r.try_get("artifact")?,
-                    revision: r.try_get("revision")?,
-                    sha256: r.try_get("sha256")?,
-                    bytes: r.try_get("bytes")?,
-                    agent: r.try_get("agent")?,
-                    author: r.try_get("author")?,
-                    pushed_at: r.try_get("pushed_at")?,
-                })
+                Ok((
+                    r.try_get("id")?,
+                    RevisionRecord {
+                        session_id: r.try_get("session_id")?,
+                        artifact: r.try_get("artifact")?,
+                        revision: r.try_get("revision")?,
+                        sha256: r.try_get("sha256")?,
+                        bytes: r.try_get("bytes")?,
+                        agent: r.try_get("agent")?,
+                        author: r.try_get("author")?,
+                        pushed_at: r.try_get("pushed_at")?,
+                    },
+                ))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(HistoryPage::from_rows(rows, filter.limit))
     }
 
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError> {

@@ -188,6 +188,7 @@ export interface DraftChoice { base: string; local: string; remote: string; take
 export interface MergeDraft { saved_at: string; choices: DraftChoice[] }
 export interface MergeView {
   project: string;
+  project_id: string | null;
   session: string;
   stage: Stage;
   path: string;

@@ -18,7 +18,7 @@ const chunk = (kind: ChunkView["kind"], base: string, local: string, remote: str
 /** intro (same) · conflict A · remote-only change · same · conflict B · same */
 function view(draft: MergeView["draft"] = null): MergeView {
   return {
-    project: "checkout", session: "s1", stage: "spec", path: "/r/.idse/projects/checkout/sessions/s1/specs/spec.md",
+    project: "checkout", project_id: "id-checkout", session: "s1", stage: "spec", path: "/r/.idse/projects/checkout/sessions/s1/specs/spec.md",
     base: { hash: "b", author: "ana", agent: "claude-code", at: "2026-11-20T09:00:00Z" },
     local: { hash: "l", author: null, agent: "codex", at: "2026-11-23T08:00:00Z" },
     remote: { hash: "r", author: "ben", agent: null, at: "2026-11-23T09:00:00Z" },
@@ -185,13 +185,14 @@ describe("merge view", () => {
     mockIPC((cmd) => (cmd === "merge_view" ? view() : null));
     await showMerge("/d", "spec", { done: () => undefined });
     const d = document.getElementById("merge-view") as HTMLElement;
-    const push = (stages: string[], project = "checkout") => d.dispatchEvent(new CustomEvent(REMOTE_PUSH, { detail: {
-      project_id: "i", project_name: project, session_id: "s1", stages, revision: 4, author: "cleo", agent: null, pushed_at: "2026-11-23T10:00:00Z",
+    // Projects are told apart by id: a teammate's copy may carry another name.
+    const push = (stages: string[], id = "id-checkout", name = "checkout") => d.dispatchEvent(new CustomEvent(REMOTE_PUSH, { detail: {
+      project_id: id, project_name: name, session_id: "s1", stages, revision: 4, author: "cleo", agent: null, pushed_at: "2026-11-23T10:00:00Z",
     } }));
     push(["plan"]);
-    push(["spec"], "other");
+    push(["spec"], "id-other", "checkout");
     expect(d.querySelector(".merge-banner")?.classList.contains("hidden")).toBe(true);
-    push(["spec"]);
+    push(["spec"], "id-checkout", "checkout-copy");
     expect(d.querySelector(".merge-banner")?.textContent).toContain("cleo pushed spec again");
   });
 

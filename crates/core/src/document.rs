@@ -381,6 +381,8 @@ pub struct MergeDraft {
 #[derive(Debug, Clone, Serialize)]
 pub struct MergeView {
     pub project: String,
+    /// The project's id on the gateway, by which its live pushes are recognised.
+    pub project_id: Option<String>,
     pub session: String,
     pub stage: Stage,
     pub path: std::path::PathBuf,
@@ -523,6 +525,7 @@ pub async fn merge_view(
         .collect();
     Ok(MergeView {
         project: project.name.clone(),
+        project_id: id,
         session: session.clone(),
         stage,
         base: label(&base),

@@ -39,8 +39,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn push_message(name: &str, outcome: &PushOutcome) -> String {
-    let changed = outcome.changed.len();
+fn push_message(outcome: &PushOutcome) -> String {
+    let (name, changed) = (&outcome.name, outcome.changed.len());
     match (outcome.created, changed) {
         (true, _) => format!("Created project {name} with {changed} stage(s)."),
         (false, 0) => format!("Project {name} already had these texts; nothing changed."),
@@ -66,7 +66,6 @@ async fn push(
         .keys()
         .map(|k| artifact_key_stage(k).to_owned())
         .collect();
-    let name = input.project_name.clone();
     let now = Utc::now();
     let outcome = state.store.push(input, now).await?;
     tracing::info!(project = %outcome.project_id, revision = outcome.revision, changed = outcome.changed.len(), "push accepted");
@@ -74,7 +73,7 @@ async fn push(
         // No subscriber is not an error.
         let _ = state.events.send(PushEvent {
             project_id: outcome.project_id.to_string(),
-            project_name: name.clone(),
+            project_name: outcome.name.clone(),
             session_id: session,
             stages: outcome
                 .changed
@@ -90,7 +89,7 @@ async fn push(
     Ok(Json(PushResponse {
         success: true,
         project_id: outcome.project_id.to_string(),
-        message: push_message(&name, &outcome),
+        message: push_message(&outcome),
         synced_stages,
         timestamp: now,
         revision: outcome.revision,

@@ -73,6 +73,25 @@ async fn subscribers_hear_each_accepted_push() {
         .unwrap();
     assert_eq!(event["stages"], json!(["spec"]));
     assert_eq!(event["revision"], 2);
+
+    // A push by id from a copy that calls the project otherwise: the event and the answer
+    // name the project as the gateway knows it.
+    let (code, renamed) = gw
+        .post(
+            "/sync/push",
+            &json!({"project_id": pushed["project_id"], "project_name": "live-copy", "artifacts": {"spec_md": "v3"}}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        renamed["message"],
+        "Pushed 1 changed stage(s) to project live."
+    );
+    let event = tokio::time::timeout(Duration::from_secs(1), next_push(&mut stream, &mut buf))
+        .await
+        .unwrap();
+    assert_eq!(event["project_name"], "live");
+    assert_eq!(event["revision"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,8 @@ impl PushInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushOutcome {
     pub project_id: Uuid,
+    /// The project's name on the gateway; a push by id may carry another, which is not kept.
+    pub name: String,
     pub created: bool,
     pub revision: i64,
     /// Artifact keys whose text changed with this push.

@@ -106,6 +106,7 @@ pub(crate) fn conflict_error(
 /// What an accepted push answers: the session's hashes before it, with the changes applied.
 pub(crate) fn outcome(
     project_id: Uuid,
+    name: String,
     created: bool,
     revision: i64,
     mut hashes: BTreeMap<String, String>,
@@ -116,6 +117,7 @@ pub(crate) fn outcome(
     }
     PushOutcome {
         project_id,
+        name,
         created,
         revision,
         changed: changes.iter().map(|c| c.key.to_owned()).collect(),

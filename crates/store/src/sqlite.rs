@@ -226,6 +226,7 @@ const SESSION_TEXTS: &str = "SELECT d.artifact, r.text, d.sha256 FROM documents 
 /// A push's project as the push finds it, before it is checked.
 struct Head {
     id: Uuid,
+    name: String,
     revision: i64,
     created: bool,
     /// The pushed-to session's current hash of each artifact.
@@ -262,6 +263,7 @@ fn push_on(
     tx.commit()?;
     Ok(rules::outcome(
         head.id,
+        head.name,
         head.created,
         revision,
         head.hashes,
@@ -281,7 +283,7 @@ fn find_or_create(
     };
     let sql = format!(
         "SELECT p.id, p.revision, (SELECT json_group_object(d.artifact, d.sha256) \
-         FROM documents d WHERE d.project_id = p.id AND d.session_id = ?2) \
+         FROM documents d WHERE d.project_id = p.id AND d.session_id = ?2), p.name \
          FROM project_rows p WHERE {filter}"
     );
     let found = tx
@@ -291,10 +293,11 @@ fn find_or_create(
                 row.get::<_, String>(0)?,
                 row.get::<_, i64>(1)?,
                 row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
             ))
         })
         .optional()?;
-    if let Some((id, revision, hashes)) = found {
+    if let Some((id, revision, hashes, name)) = found {
         let id = project_id(&id)?;
         let hashes = match hashes {
             Some(json) => serde_json::from_str(&json)
@@ -303,6 +306,7 @@ fn find_or_create(
         };
         return Ok(Head {
             id,
+            name,
             revision,
             created: false,
             hashes,
@@ -325,6 +329,7 @@ fn find_or_create(
     ])?;
     Ok(Head {
         id,
+        name: input.project_name.clone(),
         revision: 0,
         created: true,
         hashes: BTreeMap::new(),

@@ -91,6 +91,17 @@ async fn a_push_by_name_finds_the_project(s: &dyn Store) {
     assert_eq!(a.project_id, b.project_id);
     assert!(!b.created);
     assert_eq!(s.projects().await.unwrap().len(), 1);
+    assert_eq!((a.name.as_str(), b.name.as_str()), ("beta", "beta"));
+    // By id, under another name (a renamed local copy): the project keeps its name, and the
+    // outcome says which it is; twice, as the second push may be checked without a read.
+    for (n, text) in ["c1", "c2"].into_iter().enumerate() {
+        let mut renamed = push("beta-renamed", &[("context_md", text)]);
+        renamed.project_id = Some(a.project_id);
+        let c = s.push(renamed, t(2 + n as i64)).await.unwrap();
+        assert_eq!(c.name, "beta");
+        assert_eq!(c.changed, ["context_md"]);
+    }
+    assert_eq!(s.project(a.project_id).await.unwrap().name, "beta");
 }
 
 async fn a_stale_base_is_refused_whole(s: &dyn Store) {

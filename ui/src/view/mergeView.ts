@@ -292,7 +292,7 @@ export async function showMerge(dir: string, stage: Stage, hooks: MergeHooks): P
   // A teammate pushed while this view is open (forwarded by the dashboard's live link).
   d.addEventListener(REMOTE_PUSH, (e) => {
     const push = (e as CustomEvent<PushEvent>).detail;
-    if (!session || push.project_name !== session.view.project || !push.stages.includes(stage)) return;
+    if (!session || push.project_id !== session.view.project_id || !push.stages.includes(stage)) return;
     say(`${push.author ?? "Someone"} pushed ${stage} again just now. Save & push will not overwrite it: it shows you their new text to merge first.`);
   });
   d.addEventListener("keydown", (e) => {

@@ -410,7 +410,7 @@ async fn check_and_write(
         pending.push((
             i,
             idx,
-            rules::outcome(id, false, revision, current, &changes),
+            rules::outcome(id, head.name.clone(), false, revision, current, &changes),
         ));
         // Stays `Retry` unless the write below lands it.
         verdicts.push(Verdict::Retry);
@@ -423,6 +423,7 @@ async fn check_and_write(
         if written.contains(&idx) {
             let head = Head {
                 id: outcome.project_id,
+                name: outcome.name.clone(),
                 revision: outcome.revision,
                 last_session_id: Some(batch[i].input.session_id.clone()),
             };

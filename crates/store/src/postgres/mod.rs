@@ -105,6 +105,7 @@ const WRITE_PUSHES: &str = "WITH i AS ( \
 #[derive(Debug, Clone)]
 struct Head {
     id: Uuid,
+    name: String,
     revision: i64,
     last_session_id: Option<String>,
 }
@@ -113,6 +114,7 @@ impl Head {
     fn of(project: &ProjectRecord) -> Self {
         Self {
             id: project.id,
+            name: project.name.clone(),
             revision: project.revision,
             last_session_id: project.last_session_id.clone(),
         }
@@ -633,7 +635,12 @@ impl Store for PostgresStore {
         tx.commit().await?;
         self.commits.forget(project.id);
         Ok(rules::outcome(
-            project.id, created, revision, current, &changes,
+            project.id,
+            project.name,
+            created,
+            revision,
+            current,
+            &changes,
         ))
     }
 

@@ -121,6 +121,15 @@ impl From<StoreError> for ApiError {
                     "Try again shortly. If it persists, check the database server the gateway is configured with (GET /sync/health).",
                 )
             }
+            StoreError::Full(source) => {
+                tracing::error!(error = %source, "the database's disk is full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "store_full",
+                    "The gateway's database has run out of disk space; nothing was changed.",
+                    "Ask the gateway's operator to free disk space on its database server; pushes work again without a restart once there is room. Pulls still work meanwhile.",
+                )
+            }
             other => {
                 tracing::error!(error = ?other, "store failure");
                 Self::internal()
@@ -143,4 +152,29 @@ pub(crate) fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response
         header::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_database_is_told_apart_from_one_that_is_down() {
+        let full = ApiError::from(StoreError::Full("disk I/O: No space left on device".into()));
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.code, "store_full");
+        let down = ApiError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        for e in [full, down] {
+            let said = format!("{} {}", e.message, e.detail);
+            assert!(
+                !said.contains("No space") && !said.contains("refused"),
+                "{said}"
+            );
+            assert!(
+                e.message.ends_with('.') && e.detail.ends_with('.'),
+                "{said}"
+            );
+        }
+    }
 }

@@ -19,6 +19,9 @@ pub enum StoreError {
     Conflict(Vec<StageConflict>),
     #[error("the database cannot be reached")]
     Unavailable(#[source] BoxError),
+    /// The database's disk (or quota) is full: reads go on, writes fail until there is room.
+    #[error("the database has no room left to write")]
+    Full(#[source] BoxError),
     #[error("the database failed")]
     Backend(#[source] BoxError),
     #[error("the database holds data this gateway cannot read: {0}")]
@@ -31,6 +34,12 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        // Postgres: disk_full (53100); SQLite: SQLITE_FULL (13).
+        let full = matches!(&e, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c == "53100" || c == "13"));
+        if full {
+            return StoreError::Full(Box::new(e));
+        }
         let down = match &e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)

@@ -133,6 +133,9 @@ pub(super) fn connect(
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as C;
+        if e.sqlite_error_code() == Some(C::DiskFull) {
+            return StoreError::Full(Box::new(e));
+        }
         let down = matches!(
             e.sqlite_error_code(),
             Some(
@@ -140,7 +143,6 @@ impl From<rusqlite::Error> for StoreError {
                     | C::DatabaseLocked
                     | C::CannotOpen
                     | C::SystemIoFailure
-                    | C::DiskFull
                     | C::ReadOnly
                     | C::OutOfMemory
             )
@@ -236,6 +238,28 @@ mod tests {
             .run(|conn| Ok(conn.execute("INSERT INTO t VALUES (NULL)", [])?))
             .await;
         assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+        // A database with no room left (here: at the page count it may reach) is full, not
+        // down, and the writer goes on once there is room.
+        let full = writer
+            .run(|conn| {
+                conn.execute_batch("PRAGMA max_page_count = 8")?;
+                for _ in 0..64 {
+                    conn.execute("INSERT INTO t VALUES (?1)", [i64::MAX])?;
+                    conn.execute_batch("INSERT INTO t SELECT n FROM t")?;
+                }
+                Ok(())
+            })
+            .await;
+        assert!(matches!(full, Err(StoreError::Full(_))), "{full:?}");
+        let rows = writer
+            .run(|conn| {
+                conn.execute_batch("PRAGMA max_page_count = 1000000")?;
+                conn.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+            .unwrap();
+        assert!(rows > 1);
     }
 
     #[tokio::test]

@@ -42,7 +42,6 @@ pub enum PushAnswer {
     Conflict(Vec<StageConflict>),
 }
 
-/// The gateway at one URL.
 /// Narrows `GET /sync/history/{id}`; every part is optional.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HistoryQuery<'a> {
@@ -54,6 +53,7 @@ pub struct HistoryQuery<'a> {
     pub limit: Option<i64>,
 }
 
+/// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     url: String,
@@ -194,16 +194,19 @@ impl Gateway {
         project_id: &str,
         query: &HistoryQuery<'_>,
     ) -> Result<HistoryResponse, GatewayError> {
-        let numbers = [("before", query.before), ("limit", query.limit)];
-        let numbers = numbers.map(|(key, n)| n.map(|n| (key, n.to_string())));
-        let mut query: Vec<(&str, &str)> = [
-            query.stage.map(|s| ("stage", s.as_str())),
-            query.session.map(|s| ("session_id", s)),
+        let (before, limit) = (
+            query.before.map(|n| n.to_string()),
+            query.limit.map(|n| n.to_string()),
+        );
+        let query: Vec<(&str, &str)> = [
+            ("stage", query.stage.map(|s| s.as_str())),
+            ("session_id", query.session),
+            ("before", before.as_deref()),
+            ("limit", limit.as_deref()),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(key, value)| Some((key, value?)))
         .collect();
-        query.extend(numbers.iter().flatten().map(|(k, v)| (*k, v.as_str())));
         let res = self
             .request(reqwest::Method::GET, &format!("/sync/history/{project_id}"))
             .query(&query)

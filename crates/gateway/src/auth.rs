@@ -83,6 +83,51 @@ pub struct Caller {
     /// The token's name; `None` in open mode.
     pub name: Option<String>,
     pub read_only: bool,
+    /// What the access rests on, checked again while a stream stays open.
+    pub grant: Grant,
+}
+
+/// What a caller's access rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Open mode: ends once a token exists.
+    Open,
+    /// A gateway token, by its hash: ends when it is revoked.
+    Token(String),
+    /// A JWT: ends when it expires (Unix seconds), if it says when.
+    Jwt(Option<u64>),
+}
+
+/// How often an open stream asks the store whether its token is still good.
+const ACCESS_RECHECK: Duration = Duration::from_secs(5);
+
+/// Resolves, with the sentence to tell the client, once the caller's access ends while a stream
+/// stays open: its token revoked, its JWT expired, or (open mode) a token created. A store that
+/// cannot answer ends nothing; the stream's next requests meet it anyway.
+pub(crate) async fn access_ends(state: AppState, grant: Grant) -> &'static str {
+    match grant {
+        Grant::Jwt(None) => std::future::pending().await,
+        Grant::Jwt(Some(exp)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let left = Duration::from_secs(exp + LEEWAY_SECS).saturating_sub(now);
+            tokio::time::sleep(left).await;
+            "The token has expired; reconnect with a fresh one."
+        }
+        Grant::Open => loop {
+            tokio::time::sleep(GATE_RECHECK).await;
+            if state.gate.is_closed(state.store.as_ref()).await {
+                return "This gateway now needs a token; reconnect with one.";
+            }
+        },
+        Grant::Token(hash) => loop {
+            tokio::time::sleep(ACCESS_RECHECK).await;
+            if let Ok(None) = state.store.token_by_hash(&hash).await {
+                return "The token was revoked; reconnect with another one.";
+            }
+        },
+    }
 }
 
 impl Caller {
@@ -124,7 +169,12 @@ struct Claims {
     sub: String,
     #[serde(default)]
     role: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
 }
+
+/// Seconds a JWT is still taken past its expiry (clocks differ).
+const LEEWAY_SECS: u64 = 5;
 
 /// Why a JWT was refused, as the sentence the caller gets.
 fn jwt_refusal(e: &jsonwebtoken::errors::Error) -> &'static str {
@@ -142,7 +192,7 @@ impl JwtVerifier {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         // Supabase sets `aud: authenticated`; the signature already ties the token to us.
         validation.validate_aud = false;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         Self {
             key: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             validation,
@@ -159,6 +209,7 @@ impl JwtVerifier {
         Ok(Caller {
             name: Some(data.claims.sub),
             read_only: !writer,
+            grant: Grant::Jwt(data.claims.exp),
         })
     }
 }
@@ -210,6 +261,7 @@ pub(crate) async fn identify(
         Caller {
             name: None,
             read_only: false,
+            grant: Grant::Open,
         }
     } else {
         let Some(token) = bearer(req.headers()) else {
@@ -225,10 +277,12 @@ pub(crate) async fn identify(
                 Err(why) => return unauthorized(why),
             }
         }
-        match state.store.token_by_hash(&token_hash(token)).await {
+        let hash = token_hash(token);
+        match state.store.token_by_hash(&hash).await {
             Ok(Some(t)) => Caller {
                 name: Some(t.name),
                 read_only: t.read_only,
+                grant: Grant::Token(hash),
             },
             Ok(None) => return unauthorized("The token is unknown or was revoked."),
             Err(e) => return ApiError::from(e).into_response(),

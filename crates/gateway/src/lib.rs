@@ -18,7 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use auth::{new_token, token_hash, AuthMode, Caller, JwtVerifier};
+pub use auth::{new_token, token_hash, AuthMode, Caller, Grant, JwtVerifier};
 pub use error::ApiError;
 pub use input::Limits;
 pub use tokio_util::sync::CancellationToken;

@@ -71,6 +71,7 @@ fn caller(context: &RequestContext<RoleServer>) -> Caller {
         .unwrap_or(Caller {
             name: None,
             read_only: false,
+            grant: crate::auth::Grant::Open,
         })
 }
 

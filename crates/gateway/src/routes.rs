@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::extract::JsonBody;
 use crate::input::{self, HistoryQuery};
-use crate::{ApiError, AppState, Caller};
+use crate::{auth, ApiError, AppState, Caller};
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -252,24 +252,35 @@ async fn text_by_hash(
 
 /// Server-sent events: one `push` event per accepted push that changed a text, a `lagged`
 /// event when this subscriber fell behind (reload then), and a keep-alive comment every 15 s.
+/// The stream ends with an `unauthorized` event when the caller's access ends (a revoked
+/// token, an expired JWT, an open gateway that now needs tokens).
 #[tracing::instrument(skip_all)]
 async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.events.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(push) => Event::default()
-                .event("push")
-                .id(push.revision.to_string())
-                .json_data(&push)
-                .unwrap_or_else(|_| Event::default().event("push")),
-            Err(RecvError::Lagged(missed)) => Event::default()
-                .event("lagged")
-                .data(format!("{missed} events were missed; reload the projects")),
-            Err(RecvError::Closed) => return None,
+    let ended = Box::pin(auth::access_ends(state.clone(), caller.grant));
+    let stream = futures::stream::unfold(Some((rx, ended)), |open| async move {
+        let (mut rx, mut ended) = open?;
+        let event = tokio::select! {
+            why = &mut ended => {
+                tracing::info!("event stream ended: access ended");
+                return Some((Ok(Event::default().event("unauthorized").data(why)), None));
+            }
+            got = rx.recv() => match got {
+                Ok(push) => Event::default()
+                    .event("push")
+                    .id(push.revision.to_string())
+                    .json_data(&push)
+                    .unwrap_or_else(|_| Event::default().event("push")),
+                Err(RecvError::Lagged(missed)) => Event::default()
+                    .event("lagged")
+                    .data(format!("{missed} events were missed; reload the projects")),
+                Err(RecvError::Closed) => return None,
+            },
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), Some((rx, ended))))
     })
     // Ends when the gateway stops, which otherwise waits for this stream for ever.
     .take_until(state.closing.clone().cancelled_owned());

@@ -288,3 +288,135 @@ async fn supabase_jwts_are_checked_for_signature_and_expiry() {
     assert_eq!(none.status(), 401, "a JWT secret means tokens are required");
     server.abort();
 }
+
+/// Reads an event stream until the gateway ends it (at most `within`); the text it sent.
+async fn until_the_stream_ends(mut res: reqwest::Response, within: std::time::Duration) -> String {
+    let mut text = String::new();
+    tokio::time::timeout(within, async {
+        while let Some(chunk) = res.chunk().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream is still open after {within:?}: {text}"));
+    text
+}
+
+async fn events_with(gw: &common::TestGateway, token: Option<&str>) -> reqwest::Response {
+    let req = gw.http.get(format!("{}/sync/events", gw.url));
+    let res = match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_ends_when_its_token_is_revoked() {
+    let fixture = idse_store::testing::sqlite().await;
+    let store = fixture.store.clone();
+    let (board, ci) = (new_token(), new_token());
+    for (name, token) in [("board", &board), ("ci", &ci)] {
+        store
+            .create_token(name, &token_hash(token), false, Utc::now())
+            .await
+            .unwrap();
+    }
+    let gw = common::serve_with(store.clone(), Limits::default(), AuthMode::Tokens).await;
+    let push = |n: u32| {
+        gw.http
+            .post(format!("{}/sync/push", gw.url))
+            .bearer_auth(&ci)
+            .json(&json!({"project_name": "watched", "artifacts": {"spec_md": format!("v{n}")}}))
+            .send()
+    };
+    let revoked = events_with(&gw, Some(&board)).await;
+    let mut kept = events_with(&gw, Some(&ci)).await;
+    assert_eq!(push(1).await.unwrap().status(), 200);
+    assert!(store.revoke_token("board", Utc::now()).await.unwrap());
+    let said = until_the_stream_ends(revoked, std::time::Duration::from_secs(8)).await;
+    assert!(said.contains("event: push"), "it was live before: {said}");
+    let last = said.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(
+        last.contains("event: unauthorized") && last.contains("The token was revoked"),
+        "{said}"
+    );
+    // The other token's stream goes on, and hears the next push.
+    assert_eq!(push(2).await.unwrap().status(), 200);
+    let mut heard = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while !heard.contains("\"revision\":2") {
+            let chunk = kept.chunk().await.unwrap().expect("still open");
+            heard.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the other stream heard nothing: {heard}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_ends_when_a_token_is_created_or_its_jwt_expires() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    // Open mode: the stream ends once the gateway needs tokens.
+    let fixture = idse_store::testing::sqlite().await;
+    let gw = common::serve(fixture.store.clone(), Limits::default()).await;
+    let open = events_with(&gw, None).await;
+    fixture
+        .store
+        .create_token("first", &token_hash(&new_token()), false, Utc::now())
+        .await
+        .unwrap();
+    let said = until_the_stream_ends(open, std::time::Duration::from_secs(4)).await;
+    assert!(said.contains("now needs a token"), "{said}");
+
+    // A JWT: the stream ends at its expiry (past the 5 s leeway that let it connect).
+    let secret = "super-secret-jwt-token-with-at-least-32-characters";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = idse_gateway::app_with_jwt(
+        fixture.store.clone(),
+        Limits::default(),
+        AuthMode::Tokens,
+        Some(idse_gateway::JwtVerifier::hs256(secret)),
+    );
+    let server = tokio::spawn(idse_gateway::serve(
+        listener,
+        app,
+        idse_gateway::CancellationToken::new(),
+    ));
+    let jwt = |exp: i64| {
+        encode(
+            &Header::default(),
+            &json!({"sub": "user-1", "role": "authenticated", "exp": exp}),
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let stream = |token: String| {
+        reqwest::Client::new()
+            .get(format!("{url}/sync/events"))
+            .bearer_auth(token)
+            .send()
+    };
+    let now = Utc::now().timestamp();
+    let expiring = stream(jwt(now - 3)).await.unwrap();
+    let fresh = stream(jwt(now + 600)).await.unwrap();
+    assert_eq!(
+        (expiring.status().as_u16(), fresh.status().as_u16()),
+        (200, 200)
+    );
+    let said = until_the_stream_ends(expiring, std::time::Duration::from_secs(5)).await;
+    assert!(said.contains("The token has expired"), "{said}");
+    // A token with time left is not cut.
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        until_the_stream_ends(fresh, std::time::Duration::from_secs(2)),
+    )
+    .await;
+    assert!(cut.is_err(), "a fresh token's stream ended: {cut:?}");
+    server.abort();
+}

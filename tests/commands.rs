@@ -789,7 +789,31 @@ fn the_live_link_comes_back_by_itself_after_the_team_gateway_restarts() {
     );
     let board = h.ok("dashboard", json!({}));
     assert_eq!(board["gateway"]["online"], true);
+    assert_eq!(board["gateway"]["problem"], Value::Null);
     assert_eq!(card(&board, "shop")["badge"], "remote_changes");
+
+    // The team gateway starts to need tokens, which this desk has none of: its open stream
+    // ends, the link goes down, and the dashboard says the token is the problem, not the network.
+    h.events.lock().unwrap().clear();
+    tauri::async_runtime::block_on(async {
+        let store = idse_store::open(&db.to_string_lossy(), &idse_store::OpenOptions::default())
+            .await
+            .unwrap();
+        let token = idse_gateway::new_token();
+        store
+            .create_token("lead", &idse_gateway::token_hash(&token), false, Utc::now())
+            .await
+            .unwrap();
+    });
+    h.wait_for("link down once tokens are needed", |e| {
+        matches!(e, DeskEvent::Link { online: false })
+    });
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(board["gateway"]["online"], false);
+    assert_eq!(
+        board["gateway"]["problem"]["code"], "unauthorized",
+        "{board}"
+    );
     println!(
         "reconnected {} ms after the restart; push seen after {} ms",
         back.as_millis(),

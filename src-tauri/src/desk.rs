@@ -117,6 +117,8 @@ pub struct GatewayLink {
     pub url: String,
     pub embedded: bool,
     pub online: bool,
+    /// Why the gateway is not serving this desk (`offline`, `unauthorized`, …), when it is not.
+    pub problem: Option<CommandError>,
 }
 
 /// A folder whose projects could not be read, with the reason.
@@ -356,11 +358,15 @@ impl Desk {
     pub async fn dashboard(&self, now: DateTime<Utc>) -> Dashboard {
         let link = self.gateway();
         let (local, problems) = self.local_projects();
-        let listed = link.gateway.projects().await;
-        let online = listed.is_ok();
-        let summaries: HashMap<String, ProjectSummary> = listed
-            .map(|l| l.projects.into_iter().map(|p| (p.id.clone(), p)).collect())
-            .unwrap_or_default();
+        let (summaries, problem): (HashMap<String, ProjectSummary>, _) =
+            match link.gateway.projects().await {
+                Ok(l) => (
+                    l.projects.into_iter().map(|p| (p.id.clone(), p)).collect(),
+                    None,
+                ),
+                Err(e) => (HashMap::new(), Some(CommandError::from(e))),
+            };
+        let online = problem.is_none();
         let synced: Vec<Option<Synced>> = local.iter().map(|(_, p)| Synced::read(p)).collect();
         // Owned futures: borrowed ones make the command's future not `Send` for every lifetime.
         let lookups: Vec<_> = synced
@@ -441,6 +447,7 @@ impl Desk {
                 url: link.gateway.url().to_owned(),
                 embedded: link.embedded,
                 online,
+                problem,
             },
             remote,
         }

@@ -1,6 +1,6 @@
 // The dashboard: loads the desk, renders it, and keeps it current from file and gateway events.
 import { api, onDeskEvent, onFolderDrop, pickFolders } from "./api";
-import { debounce, describePull, describePush, FILTERS, filterProjects, runAll, type Filter } from "./model";
+import { debounce, describePull, describePush, FILTERS, filterProjects, linkState, runAll, type Filter } from "./model";
 import type { CommandError, Dashboard, ProjectCard, RemoteOnly, Stage } from "./types";
 import { showPreview, showSettings } from "./view/dialogs";
 import { showDocument } from "./view/documentView";
@@ -139,8 +139,8 @@ function render() {
   const link = el("link");
   if (board) {
     link.className = `link-state ${board.gateway.online ? "online" : "offline"}`;
-    link.textContent = `${board.gateway.embedded ? "Embedded gateway" : board.gateway.url} · ${board.gateway.online ? "connected" : "unreachable"}`;
-    link.title = board.gateway.url;
+    link.textContent = `${board.gateway.embedded ? "Embedded gateway" : board.gateway.url} · ${linkState(board.gateway)}`;
+    link.title = board.gateway.problem?.message ?? board.gateway.url;
   }
   const notice = el("notice");
   notice.className = state.notice ? `notice notice-${state.notice.level}` : "notice hidden";

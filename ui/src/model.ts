@@ -1,6 +1,6 @@
 // What the dashboard shows, computed from the commands' answers: labels, filters, times, and
 // the bounded queue behind "Push all" / "Pull all". No DOM here, so it is unit-tested.
-import type { Attention, Badge, ProjectCard, PullReport, PushReport, StageCard, StagePreview } from "./types";
+import type { Attention, Badge, GatewayLink, ProjectCard, PullReport, PushReport, StageCard, StagePreview } from "./types";
 
 export const BADGE_LABEL: Record<Badge, string> = {
   in_sync: "In sync",
@@ -76,6 +76,13 @@ export function taskProgress(card: StageCard): number | null {
 }
 
 /** The sentence a finished push leaves on its row. */
+/** The gateway link's state in a word or two: a refused token is not a network problem. */
+export function linkState(g: GatewayLink): string {
+  if (g.online) return "connected";
+  if (g.problem?.code === "unauthorized") return "token refused";
+  return "unreachable";
+}
+
 export function describePush(r: PushReport): string {
   if (r.conflicts.length) {
     return `Refused: ${r.conflicts.join(", ")} changed on the gateway. Pull to merge first.`;

@@ -62,7 +62,7 @@ export interface RemoteFacts {
   last_agent: string | null;
   updated_at: string;
 }
-export interface GatewayLink { url: string; embedded: boolean; online: boolean }
+export interface GatewayLink { url: string; embedded: boolean; online: boolean; problem: CommandError | null }
 
 export interface Dashboard {
   folders: Folder[];

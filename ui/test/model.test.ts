@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { debounce, describePull, describePush, filterProjects, previewTotals, problemSummary, relativeTime, runAll, taskProgress } from "../src/model";
+import { debounce, describePull, describePush, filterProjects, linkState, previewTotals, problemSummary, relativeTime, runAll, taskProgress } from "../src/model";
 import type { Attention } from "../src/types";
 import { project, stage } from "./fixtures";
 
@@ -89,5 +89,14 @@ describe("debounce", () => {
     f(); f(); f();
     await new Promise((r) => setTimeout(r, 30));
     expect(calls).toBe(1);
+  });
+});
+
+describe("linkState", () => {
+  it("tells a refused token from a gateway that cannot be reached", () => {
+    const link = { url: "http://g", embedded: false, online: false };
+    expect(linkState({ ...link, online: true, problem: null })).toBe("connected");
+    expect(linkState({ ...link, problem: { code: "unauthorized", message: "The gateway refused the token; set a valid one in Settings." } })).toBe("token refused");
+    expect(linkState({ ...link, problem: { code: "offline", message: "The gateway at http://g cannot be reached." } })).toBe("unreachable");
   });
 });

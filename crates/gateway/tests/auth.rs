@@ -204,25 +204,35 @@ async fn the_binary_manages_tokens_and_refuses_an_open_network_listener() {
     assert!(listed.contains("revoked"), "{listed}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supabase_jwts_are_checked_for_signature_and_expiry() {
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    let fixture = idse_store::testing::sqlite().await;
-    let secret = "super-secret-jwt-token-with-at-least-32-characters";
+const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+
+/// A gateway that takes JWTs signed with `JWT_SECRET`, served by the binary's own loop (not
+/// axum's): its URL and its task.
+async fn jwt_gateway(
+    store: std::sync::Arc<dyn idse_store::Store>,
+) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = idse_gateway::app_with_jwt(
-        fixture.store.clone(),
+        store,
         Limits::default(),
         AuthMode::Open,
-        Some(idse_gateway::JwtVerifier::hs256(secret)),
+        Some(idse_gateway::JwtVerifier::hs256(JWT_SECRET)),
     );
-    // The binary's own serving loop, not axum's.
     let server = tokio::spawn(idse_gateway::serve(
         listener,
         app,
         idse_gateway::CancellationToken::new(),
     ));
+    (url, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_jwts_are_checked_for_signature_and_expiry() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let fixture = idse_store::testing::sqlite().await;
+    let secret = JWT_SECRET;
+    let (url, server) = jwt_gateway(fixture.store.clone()).await;
     let now = Utc::now().timestamp();
     let jwt = |sub: &str, role: &str, exp: i64, key: &str| {
         encode(
@@ -374,25 +384,12 @@ async fn an_open_event_stream_ends_when_a_token_is_created_or_its_jwt_expires() 
     assert!(said.contains("now needs a token"), "{said}");
 
     // A JWT: the stream ends at its expiry (past the 5 s leeway that let it connect).
-    let secret = "super-secret-jwt-token-with-at-least-32-characters";
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = idse_gateway::app_with_jwt(
-        fixture.store.clone(),
-        Limits::default(),
-        AuthMode::Tokens,
-        Some(idse_gateway::JwtVerifier::hs256(secret)),
-    );
-    let server = tokio::spawn(idse_gateway::serve(
-        listener,
-        app,
-        idse_gateway::CancellationToken::new(),
-    ));
+    let (url, server) = jwt_gateway(fixture.store.clone()).await;
     let jwt = |exp: i64| {
         encode(
             &Header::default(),
             &json!({"sub": "user-1", "role": "authenticated", "exp": exp}),
-            &EncodingKey::from_secret(secret.as_bytes()),
+            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
         )
         .unwrap()
     };

@@ -169,8 +169,9 @@ struct Claims {
     sub: String,
     #[serde(default)]
     role: Option<String>,
+    /// A number, which some issuers write with a fraction; jsonwebtoken has checked it.
     #[serde(default)]
-    exp: Option<u64>,
+    exp: Option<f64>,
 }
 
 /// Seconds a JWT is still taken past its expiry (clocks differ).
@@ -209,7 +210,8 @@ impl JwtVerifier {
         Ok(Caller {
             name: Some(data.claims.sub),
             read_only: !writer,
-            grant: Grant::Jwt(data.claims.exp),
+            // Saturating: a checked expiry is positive and finite.
+            grant: Grant::Jwt(data.claims.exp.map(|exp| exp as u64)),
         })
     }
 }

@@ -253,6 +253,20 @@ async fn supabase_jwts_are_checked_for_signature_and_expiry() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    // Some issuers write `exp` with a fraction; it is still a valid expiry.
+    let fractional = encode(
+        &Header::default(),
+        &json!({"sub": "user-f", "role": "authenticated", "exp": now as f64 + 600.5}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let listed = http
+        .get(format!("{url}/sync/projects"))
+        .bearer_auth(fractional)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
     let id = ok.json::<serde_json::Value>().await.unwrap()["project_id"]
         .as_str()
         .unwrap()

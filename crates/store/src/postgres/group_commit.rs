@@ -410,7 +410,7 @@ async fn check_and_write(
         pending.push((
             i,
             idx,
-            rules::outcome(id, head.name.clone(), false, revision, current, &changes),
+            rules::outcome(id, head.name, false, revision, current, &changes),
         ));
         // Stays `Retry` unless the write below lands it.
         verdicts.push(Verdict::Retry);

@@ -61,6 +61,12 @@ impl From<GatewayError> for CommandError {
                     "The gateway at {url} cannot be reached; your files are unchanged. Check the gateway in Settings, or try again when online."
                 ),
             ),
+            GatewayError::Untrusted { url, .. } => Self::new(
+                "untrusted_certificate",
+                format!(
+                    "The gateway at {url} presented a certificate this computer does not trust; your files are unchanged. If your team signs its own certificates, add its authority to this computer's trusted certificates."
+                ),
+            ),
             GatewayError::Refused { status: 401, .. } => Self::new(
                 "unauthorized",
                 "The gateway refused the token; set a valid one in Settings.",
@@ -110,5 +116,31 @@ impl From<ShelfError> for CommandError {
             ShelfError::Workspace(w) => w.into(),
             other => Self::new(code, sentence(other.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gateway the app cannot reach and one whose certificate it does not trust need
+    /// different acts from the user, so they get different codes and sentences; neither
+    /// quotes the TLS library's own text.
+    #[test]
+    fn an_untrusted_certificate_is_told_from_an_unreachable_gateway() {
+        let untrusted = CommandError::from(GatewayError::Untrusted {
+            url: "https://agency.example.com".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+        });
+        assert_eq!(untrusted.code, "untrusted_certificate");
+        assert!(untrusted.message.contains("https://agency.example.com"));
+        assert!(untrusted.message.contains("does not trust"));
+        assert!(!untrusted.message.contains("UnknownIssuer"));
+        let offline = CommandError::from(GatewayError::Unreachable {
+            url: "https://agency.example.com".into(),
+            reason: "Connection refused (os error 111)".into(),
+        });
+        assert_eq!(offline.code, "offline");
+        assert!(!offline.message.contains("certificate"));
     }
 }

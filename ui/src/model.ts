@@ -80,6 +80,7 @@ export function taskProgress(card: StageCard): number | null {
 export function linkState(g: GatewayLink): string {
   if (g.online) return "connected";
   if (g.problem?.code === "unauthorized") return "token refused";
+  if (g.problem?.code === "untrusted_certificate") return "certificate not trusted";
   return "unreachable";
 }
 

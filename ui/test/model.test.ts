@@ -98,5 +98,6 @@ describe("linkState", () => {
     expect(linkState({ ...link, online: true, problem: null })).toBe("connected");
     expect(linkState({ ...link, problem: { code: "unauthorized", message: "The gateway refused the token; set a valid one in Settings." } })).toBe("token refused");
     expect(linkState({ ...link, problem: { code: "offline", message: "The gateway at http://g cannot be reached." } })).toBe("unreachable");
+    expect(linkState({ ...link, problem: { code: "untrusted_certificate", message: "The gateway at https://g presented a certificate this computer does not trust." } })).toBe("certificate not trusted");
   });
 });

@@ -38,12 +38,18 @@ struct Out {
 }
 
 async fn idse(dir: &Path, url: &str, args: &[&str]) -> Out {
+    idse_with(dir, url, args, &[]).await
+}
+
+/// `idse` with more environment variables.
+async fn idse_with(dir: &Path, url: &str, args: &[&str], env: &[(&str, &Path)]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_idse"))
         .arg("-C")
         .arg(dir)
         .args(args)
         .env("IDSE_AGENCY_URL", url)
         .env("HOME", dir)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
@@ -310,6 +316,11 @@ async fn offline_is_normal() {
             "{cmd:?} must name the URL: {}",
             out.stderr
         );
+        assert!(
+            out.stderr.contains("Connection refused"),
+            "{cmd:?} must say what happened: {}",
+            out.stderr
+        );
     }
     assert_eq!(
         std::fs::read_to_string(stage_file(ws, "specs/spec.md")).unwrap(),
@@ -361,5 +372,125 @@ async fn merge_file_follows_git_merge_file() {
     assert_eq!(
         std::fs::read_to_string(d.join("local")).unwrap(),
         "a\nX\nc\nd\nE\n"
+    );
+}
+
+/// A certificate authority of the test's own, and a certificate it signed for this machine.
+struct TestCa {
+    ca_pem: String,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn test_ca() -> TestCa {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "IDSE test authority");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    TestCa {
+        ca_pem: ca_cert.pem(),
+        cert,
+        key,
+    }
+}
+
+/// A TLS proxy on 127.0.0.1:0 in front of `backend` (as nginx or Caddy would be in front of a
+/// team gateway); answers its https URL.
+async fn tls_proxy(ca: &TestCa, backend: &str) -> String {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{crypto, ServerConfig};
+
+    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![ca.cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let backend = backend.trim_start_matches("http://").to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends its handshake: nothing to relay.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+/// A team gateway behind a TLS proxy: the CLI pushes and pulls over https when the machine
+/// trusts the proxy's certificate, and otherwise says the certificate is the trouble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_behind_https_is_reached_and_an_untrusted_certificate_is_named() {
+    let gw = gateway().await;
+    let ca = test_ca();
+    let https = tls_proxy(&ca, &gw.url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("team-ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    assert_eq!(idse(&a, &https, &["init", "demo"]).await.code, 0);
+    std::fs::write(
+        stage_file(&a, "specs/spec.md"),
+        spec_text(&["over", "https"]),
+    )
+    .unwrap();
+
+    // Not trusted: the push fails, says why, and nothing reached the gateway.
+    let refused = idse(&a, &https, &["sync", "push"]).await;
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("does not trust")
+            && refused.stderr.contains("UnknownIssuer")
+            && refused.stderr.contains("SSL_CERT_FILE"),
+        "{}",
+        refused.stderr
+    );
+    let listed = idse(&a, &gw.url, &["projects", "--json"]).await;
+    assert!(!listed.stdout.contains("demo"), "{}", listed.stdout);
+
+    // Trusted (the team's authority in SSL_CERT_FILE): push, list and pull over https.
+    let trust = [("SSL_CERT_FILE", ca_file.as_path())];
+    let pushed = idse_with(&a, &https, &["sync", "push"], &trust).await;
+    assert_eq!(pushed.code, 0, "{}{}", pushed.stdout, pushed.stderr);
+    let listed = idse_with(&a, &https, &["projects", "--json"], &trust).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("demo"), "{}", listed.stdout);
+    copy_dir(&a.join(".idse"), &b.join(".idse"));
+    std::fs::remove_dir_all(b.join(".idse/projects/demo/.sync")).unwrap();
+    let pulled = idse_with(&b, &https, &["sync", "pull"], &trust).await;
+    assert_eq!(pulled.code, 0, "{}{}", pulled.stdout, pulled.stderr);
+    let newer = spec_text(&["over", "https", "again"]);
+    std::fs::write(stage_file(&a, "specs/spec.md"), &newer).unwrap();
+    let pushed = idse_with(&a, &https, &["sync", "push"], &trust).await;
+    assert_eq!(pushed.code, 0, "{}{}", pushed.stdout, pushed.stderr);
+    let pulled = idse_with(&b, &https, &["sync", "pull"], &trust).await;
+    assert_eq!(pulled.code, 0, "{}{}", pulled.stdout, pulled.stderr);
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&b, "specs/spec.md")).unwrap(),
+        newer
     );
 }

@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 pub enum GatewayError {
     #[error("the gateway at {url} cannot be reached ({reason}); check that it runs, or set another with --agency-url or IDSE_AGENCY_URL")]
     Unreachable { url: String, reason: String },
+    #[error("the gateway at {url} presented a TLS certificate this machine does not trust ({reason}); if your team signs its certificates itself, add its authority to the system's trusted certificates or point SSL_CERT_FILE at the authority's PEM file")]
+    Untrusted { url: String, reason: String },
     #[error("the gateway at {url} answered {status}: {message} {detail}")]
     Refused {
         url: String,
@@ -53,6 +55,17 @@ pub struct HistoryQuery<'a> {
     pub limit: Option<i64>,
 }
 
+/// Why a request got no answer, in the words of its innermost cause: reqwest's own text is
+/// "error sending request for url …" whatever happened, while the cause tells a refused
+/// connection from an unknown host or a certificate the machine does not trust.
+fn innermost_cause(e: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    innermost.to_string()
+}
+
 /// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -89,16 +102,18 @@ impl Gateway {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> GatewayError {
-        let reason = if e.is_timeout() {
-            "timed out".to_owned()
-        } else if e.is_connect() {
-            "connection refused or no route".to_owned()
+        let url = self.url.clone();
+        if e.is_timeout() {
+            return GatewayError::Unreachable {
+                url,
+                reason: "timed out".to_owned(),
+            };
+        }
+        let reason = innermost_cause(e);
+        if reason.contains("certificate") {
+            GatewayError::Untrusted { url, reason }
         } else {
-            e.to_string()
-        };
-        GatewayError::Unreachable {
-            url: self.url.clone(),
-            reason,
+            GatewayError::Unreachable { url, reason }
         }
     }
 

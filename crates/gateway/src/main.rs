@@ -220,7 +220,10 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args, database: String) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Postgres's notices ("relation … already exists, skipping", from the idempotent
+    // migrations on every start) are not news to an operator.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -39,12 +39,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn push_message(outcome: &PushOutcome) -> String {
+/// `details`: the push carried a state, session metadata, stack or framework, which are saved
+/// even when no text changed, so the answer must not say that nothing changed.
+fn push_message(outcome: &PushOutcome, details: bool) -> String {
     let (name, changed) = (&outcome.name, outcome.changed.len());
-    match (outcome.created, changed) {
-        (true, _) => format!("Created project {name} with {changed} stage(s)."),
-        (false, 0) => format!("Project {name} already had these texts; nothing changed."),
-        (false, n) => format!("Pushed {n} changed stage(s) to project {name}."),
+    match (outcome.created, changed, details) {
+        (true, _, _) => format!("Created project {name} with {changed} stage(s)."),
+        (false, 0, false) => format!("Project {name} already had these texts; nothing changed."),
+        (false, 0, true) => {
+            format!("Project {name} already had these texts; its state and details were saved.")
+        }
+        (false, n, _) => format!("Pushed {n} changed stage(s) to project {name}."),
     }
 }
 
@@ -61,6 +66,10 @@ async fn push(
         input.effective_agent(),
         input.session_id.clone(),
     );
+    let details = input.state_json.is_some()
+        || input.session_metadata.is_some()
+        || input.stack.is_some()
+        || input.framework.is_some();
     let synced_stages = input
         .artifacts
         .keys()
@@ -89,7 +98,7 @@ async fn push(
     Ok(Json(PushResponse {
         success: true,
         project_id: outcome.project_id.to_string(),
-        message: push_message(&outcome),
+        message: push_message(&outcome, details),
         synced_stages,
         timestamp: now,
         revision: outcome.revision,

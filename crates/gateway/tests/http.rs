@@ -61,6 +61,36 @@ async fn every_route_answers_in_the_documented_shape(gw: &TestGateway) {
     assert_eq!(pulled["hashes"], pushed["hashes"]);
     assert!(pulled["updated_at"].as_str().unwrap().starts_with("20"));
 
+    // The same texts again: nothing changed, and the answer says so.
+    let (code, same) = gw
+        .post(
+            "/sync/push",
+            &json!({"project_id": id, "project_name": "demo", "artifacts": seven_stages("v1")}),
+        )
+        .await;
+    assert_eq!(code, 200, "{same}");
+    assert!(same["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing changed"));
+    // The same texts with a new state: the state is saved, so the answer must not say that
+    // nothing changed.
+    let state = json!({"stages": {"intent": "complete", "spec": "in_progress"}, "last_agent": "claude", "note": "v2"});
+    let (code, saved) = gw
+        .post(
+            "/sync/push",
+            &json!({"project_id": id, "project_name": "demo", "artifacts": seven_stages("v1"),
+                    "state_json": state}),
+        )
+        .await;
+    assert_eq!(code, 200, "{saved}");
+    let message = saved["message"].as_str().unwrap();
+    assert!(!message.contains("nothing changed"), "{message}");
+    assert!(message.contains("state"), "{message}");
+    assert_eq!(saved["revision"], 1);
+    let (_, pulled) = gw.post("/sync/pull", &json!({"project_id": id})).await;
+    assert_eq!(pulled["state_json"]["note"], "v2");
+
     let (code, status) = gw.get(&format!("/sync/status/{id}")).await;
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["project_name"], "demo");

@@ -229,7 +229,11 @@ const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md,
 impl PostgresStore {
     /// Connects and brings the schema up to date; only ever adds tables, columns and indexes.
     pub async fn connect(url: &str, options: &OpenOptions) -> Result<Self, StoreError> {
-        let target: PgConnectOptions = url.parse()?;
+        let mut target: PgConnectOptions = url.parse()?;
+        // So an operator can tell the gateway's connections apart in `pg_stat_activity`.
+        if target.get_application_name().is_none() {
+            target = target.application_name("idse-gateway");
+        }
         // One connection first, on its own: the pool retries a refused or unresolvable server
         // until its timeout and then reports only "pool timed out", which names no cause.
         match tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&target))

@@ -66,6 +66,22 @@ fn innermost_cause(e: &reqwest::Error) -> String {
     innermost.to_string()
 }
 
+/// Whether `e` comes of a server certificate this machine does not accept. rustls's error
+/// travels inside io::Errors, whose `source` skips what they wrap, so those are opened too.
+fn is_untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        );
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| is_untrusted_certificate(inner));
+    wrapped || e.source().is_some_and(is_untrusted_certificate)
+}
+
 /// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -110,7 +126,7 @@ impl Gateway {
             };
         }
         let reason = innermost_cause(e);
-        if reason.contains("certificate") {
+        if is_untrusted_certificate(e) {
             GatewayError::Untrusted { url, reason }
         } else {
             GatewayError::Unreachable { url, reason }

@@ -69,3 +69,29 @@ async fn sslmode_require_connects_over_tls_and_serves() {
         .unwrap();
     assert!(!encrypted(&clear).await);
 }
+
+/// A server on this machine gets no TLS unless asked for (the bytes never leave the machine),
+/// and `sslmode=prefer` asked for explicitly gets it.
+#[tokio::test]
+async fn a_server_on_loopback_is_reached_without_tls_unless_a_mode_is_chosen() {
+    let Some(url) = testing::postgres_database().await else {
+        return;
+    };
+    let host = url.split('@').nth(1).unwrap_or_default();
+    assert!(
+        host.starts_with("127.0.0.1") || host.starts_with("localhost"),
+        "the test server is on loopback: {host}"
+    );
+    assert!(
+        std::env::var_os("PGSSLMODE").is_none(),
+        "PGSSLMODE chooses a mode; unset it for this test"
+    );
+    let plain = PostgresStore::connect(&url, &OpenOptions::default())
+        .await
+        .unwrap();
+    assert!(!encrypted(&plain).await);
+    let preferred = PostgresStore::connect(&with_mode(&url, "prefer"), &OpenOptions::default())
+        .await
+        .unwrap();
+    assert!(encrypted(&preferred).await);
+}

@@ -302,7 +302,20 @@ async fn main() {
     if std::env::var_os("IDSE_TEST_POSTGRES_URL").is_none() {
         eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
     } else if let Some(url) = idse_store::testing::postgres_database().await {
-        stores.push(("postgres".into(), vec!["--database".into(), url]));
+        // Postgres on this machine: over loopback without TLS, as every run before the
+        // gateway could speak TLS (stop 20), and as README advises for a colocated database.
+        // IDSE_BENCH_PG_TLS=1 keeps the default (`prefer`) to measure what TLS costs.
+        let url = if std::env::var_os("IDSE_BENCH_PG_TLS").is_some() || url.contains("sslmode") {
+            url
+        } else {
+            let join = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{join}sslmode=disable")
+        };
+        let tls = !url.contains("sslmode=disable");
+        stores.push((
+            if tls { "postgres (tls)" } else { "postgres" }.into(),
+            vec!["--database".into(), url],
+        ));
     }
     // IDSE_BENCH_STORES=postgres (or sqlite) limits the run to stores whose label starts so.
     if let Ok(only) = std::env::var("IDSE_BENCH_STORES") {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use idse_protocol::{content_hash, Stage};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
@@ -223,26 +223,6 @@ impl<'a> WriteBatch<'a> {
     }
 }
 
-/// Whether to connect without TLS where libpq would `prefer` it: to a server on this machine,
-/// when neither the URL nor `PGSSLMODE` chose a mode. Those bytes never leave the machine (as
-/// over a Unix socket, where libpq uses no TLS either), and encrypting them cost a colocated
-/// gateway ~0.1 ms per push and ~0.2 ms per pull (store level, `docs/benchmarks.md`). Any
-/// other host, or any chosen mode, is left to sqlx.
-fn clear_on_loopback(url: &str, host: &str, sslmode_in_env: bool) -> bool {
-    let chosen_in_url = url.split_once('?').is_some_and(|(_, query)| {
-        query
-            .split('&')
-            .any(|pair| matches!(pair.split('=').next(), Some("sslmode" | "ssl-mode")))
-    });
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    loopback && !chosen_in_url && !sslmode_in_env
-}
-
 const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md, \
      implementation_md, feedback_md";
 
@@ -250,14 +230,6 @@ impl PostgresStore {
     /// Connects and brings the schema up to date; only ever adds tables, columns and indexes.
     pub async fn connect(url: &str, options: &OpenOptions) -> Result<Self, StoreError> {
         let mut target: PgConnectOptions = url.parse()?;
-        // sqlx reads PGSSLMODE as libpq does; the URL's own `sslmode` comes after it.
-        if clear_on_loopback(
-            url,
-            target.get_host(),
-            std::env::var_os("PGSSLMODE").is_some(),
-        ) {
-            target = target.ssl_mode(PgSslMode::Disable);
-        }
         // So an operator can tell the gateway's connections apart in `pg_stat_activity`.
         if target.get_application_name().is_none() {
             target = target.application_name("idse-gateway");
@@ -898,35 +870,4 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clear_on_loopback;
-
-    #[test]
-    fn tls_is_skipped_only_on_loopback_and_only_when_no_mode_was_chosen() {
-        let local = "postgres://u:p@127.0.0.1:5432/db";
-        assert!(clear_on_loopback(local, "127.0.0.1", false));
-        assert!(clear_on_loopback(local, "localhost", false));
-        assert!(clear_on_loopback(local, "::1", false));
-        assert!(clear_on_loopback(local, "[::1]", false));
-        // A mode chosen in the URL or the environment is kept.
-        assert!(!clear_on_loopback(
-            "postgres://u:p@127.0.0.1/db?sslmode=require",
-            "127.0.0.1",
-            false
-        ));
-        assert!(!clear_on_loopback(
-            "postgres://u:p@127.0.0.1/db?application_name=x&ssl-mode=prefer",
-            "127.0.0.1",
-            false
-        ));
-        assert!(!clear_on_loopback(local, "127.0.0.1", true));
-        // Another host keeps sqlx's default, `prefer`.
-        let remote = "postgres://u:p@db.example.supabase.co:5432/postgres";
-        assert!(!clear_on_loopback(remote, "db.example.supabase.co", false));
-        assert!(!clear_on_loopback(remote, "10.0.0.7", false));
-        assert!(!clear_on_loopback(remote, "127.example.com", false));
-    }
 }

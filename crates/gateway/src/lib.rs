@@ -155,7 +155,85 @@ const PATIENCE: Patience = Patience {
 /// A client that goes quiet for 30 s while sending its request, or that stops reading its
 /// answer for 30 s, is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, closing: CancellationToken) {
-    serve_with(listener, app, closing, PATIENCE).await;
+    serve_with(listener, app, closing, PATIENCE, None).await;
+}
+
+/// As [`serve`], over TLS (HTTPS) with `tls`'s certificate. A client that does not finish its
+/// handshake within the patience for headers is dropped.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    closing: CancellationToken,
+    tls: Tls,
+) {
+    serve_with(listener, app, closing, PATIENCE, Some(tls)).await;
+}
+
+/// The certificate a gateway serves HTTPS with, for teams without a TLS proxy in front.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+/// Why a certificate or key could not be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read the certificate file {path}: {reason}")]
+    Certificate { path: String, reason: String },
+    #[error("cannot read the private key file {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("the key in {key} does not fit the certificate in {cert}: {reason}")]
+    Mismatch {
+        cert: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Tls {
+    /// A certificate chain (PEM, the server's first) and its private key (PEM: PKCS#8, PKCS#1 or
+    /// SEC1), as Let's Encrypt and most authorities hand them out.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{crypto, ServerConfig};
+
+        let (cert_name, key_name) = (cert.display().to_string(), key.display().to_string());
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsError::Certificate {
+                path: cert_name.clone(),
+                reason: e.to_string(),
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::Certificate {
+                path: cert_name,
+                reason: "it holds no PEM certificate".into(),
+            });
+        }
+        let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+            path: key_name.clone(),
+            reason: e.to_string(),
+        })?;
+        let mismatch = |e: tokio_rustls::rustls::Error| TlsError::Mismatch {
+            cert: cert_name.clone(),
+            key: key_name.clone(),
+            reason: e.to_string(),
+        };
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(mismatch)?
+                .with_no_client_auth()
+                .with_single_cert(chain, private)
+                .map_err(mismatch)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
 }
 
 async fn serve_with(
@@ -163,6 +241,7 @@ async fn serve_with(
     app: Router,
     closing: CancellationToken,
     patience: Patience,
+    tls: Option<Tls>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
@@ -203,10 +282,37 @@ async fn serve_with(
         let mut tcp = tokio_io_timeout::TimeoutStream::new(tcp);
         tcp.set_write_timeout(Some(patience.reading));
         let service = TowerToHyperService::new(RequestBodyTimeout::new(app.clone(), patience.body));
-        let connection =
-            connections.watch(http.serve_connection(TokioIo::new(Box::pin(tcp)), service));
+        let (http, watcher) = (http.clone(), connections.watcher());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    let io = TokioIo::new(Box::pin(tcp));
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                Some(Tls(acceptor)) => {
+                    // The handshake runs here, not in the loop, so a slow client holds up no one.
+                    let stream = match tokio::time::timeout(
+                        patience.headers,
+                        acceptor.accept(Box::pin(tcp)),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "a TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("a TLS handshake did not finish in time");
+                            return;
+                        }
+                    };
+                    let io = TokioIo::new(stream);
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "a connection ended with an error");
             }
         });
@@ -243,7 +349,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let closing = CancellationToken::new();
-            let server = tokio::spawn(serve_with(listener, app, closing.clone(), patience));
+            let server = tokio::spawn(serve_with(listener, app, closing.clone(), patience, None));
             Self {
                 addr,
                 closing,
@@ -284,6 +390,53 @@ mod tests {
              Accept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n{body}"
         )
         .into_bytes()
+    }
+
+    /// A client that opens a connection to the HTTPS port and never says hello is dropped
+    /// after the header timeout, not kept for ever.
+    #[tokio::test]
+    async fn a_client_that_never_starts_its_tls_handshake_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let tls = Tls::from_pem_files(&cert_file, &key_file).unwrap();
+
+        let fixture = idse_store::testing::sqlite().await;
+        let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closing = CancellationToken::new();
+        let patience = Patience {
+            headers: Duration::from_millis(300),
+            ..PATIENCE
+        };
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            closing.clone(),
+            patience,
+            Some(tls),
+        ));
+        let began = Instant::now();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let rest = until_closed(&mut silent, "a silent TLS client").await;
+        assert!(rest.is_empty(), "{rest}");
+        assert!(
+            began.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            began.elapsed()
+        );
+        closing.cancel();
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     /// A client that sends half a request is dropped after the header timeout, while one that

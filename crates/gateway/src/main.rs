@@ -47,6 +47,12 @@ struct Args {
     /// Log lines as JSON objects instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Serve HTTPS with this certificate chain (PEM), instead of plain HTTP behind a TLS proxy.
+    #[arg(long, env = "IDSE_TLS_CERT", requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "IDSE_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -277,6 +283,11 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         tracing::info!("open mode: no tokens, loopback only");
     }
 
+    // Read before binding: a wrong path is reported before anything listens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(idse_gateway::Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| {
@@ -291,7 +302,8 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
     {
         // The first stdout line is a contract: scripts read the port from it.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{local}").context("while writing to stdout")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "listening on {scheme}://{local}").context("while writing to stdout")?;
         out.flush().context("while writing to stdout")?;
     }
     let limits = Limits {
@@ -313,7 +325,10 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         tracing::info!("stopping");
         stop.cancel();
     });
-    idse_gateway::serve(listener, app, closing).await;
+    match tls {
+        Some(tls) => idse_gateway::serve_tls(listener, app, closing, tls).await,
+        None => idse_gateway::serve(listener, app, closing).await,
+    }
     tracing::info!("stopped");
     Ok(())
 }

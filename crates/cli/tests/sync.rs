@@ -10,7 +10,7 @@ use tokio::process::Command;
 
 struct Gw {
     url: String,
-    _fixture: testing::TestStore,
+    fixture: testing::TestStore,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -26,7 +26,7 @@ async fn gateway() -> Gw {
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Gw {
         url,
-        _fixture: fixture,
+        fixture,
         _server: server,
     }
 }
@@ -375,80 +375,37 @@ async fn merge_file_follows_git_merge_file() {
     );
 }
 
-/// A certificate authority of the test's own, and a certificate it signed for this machine.
-struct TestCa {
-    ca_pem: String,
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-fn test_ca() -> TestCa {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "IDSE test authority");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    TestCa {
-        ca_pem: ca_cert.pem(),
-        cert,
-        key,
-    }
-}
-
-/// A TLS proxy on 127.0.0.1:0 in front of `backend` (as nginx or Caddy would be in front of a
-/// team gateway); answers its https URL.
-async fn tls_proxy(ca: &TestCa, backend: &str) -> String {
-    use std::sync::Arc;
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio_rustls::rustls::{crypto, ServerConfig};
-
-    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![ca.cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.key.serialize_der())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+/// A gateway serving HTTPS with a certificate of the test's own authority, on the same store
+/// as `gw`; answers its https URL.
+async fn https_gateway(gw: &Gw, dir: &Path) -> (String, PathBuf) {
+    let files = idse_gateway::testing::certificate_files(dir);
+    let tls = idse_gateway::Tls::from_pem_files(&files.cert, &files.key).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let backend = backend.trim_start_matches("http://").to_owned();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, backend) = (acceptor.clone(), backend.clone());
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends its handshake: nothing to relay.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-            });
-        }
-    });
-    format!("https://localhost:{port}")
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let app = idse_gateway::app(
+        gw.fixture.store.clone(),
+        Default::default(),
+        idse_gateway::AuthMode::Open,
+    );
+    tokio::spawn(idse_gateway::serve_tls(
+        listener,
+        app,
+        idse_gateway::CancellationToken::new(),
+        tls,
+    ));
+    (url, files.authority)
 }
 
-/// A team gateway behind a TLS proxy: the CLI pushes and pulls over https when the machine
-/// trusts the proxy's certificate, and otherwise says the certificate is the trouble.
+/// A team gateway on HTTPS: the CLI pushes and pulls over it when the machine trusts its
+/// certificate, and otherwise says the certificate is the trouble.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_behind_https_is_reached_and_an_untrusted_certificate_is_named() {
+async fn a_gateway_on_https_is_reached_and_an_untrusted_certificate_is_named() {
     let gw = gateway().await;
-    let ca = test_ca();
-    let https = tls_proxy(&ca, &gw.url).await;
     let tmp = tempfile::tempdir().unwrap();
-    let ca_file = tmp.path().join("team-ca.pem");
-    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let (https, ca_file) = https_gateway(&gw, tmp.path()).await;
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();

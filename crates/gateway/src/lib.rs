@@ -8,6 +8,8 @@ mod input;
 mod mcp;
 mod metrics;
 mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -397,15 +399,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_never_starts_its_tls_handshake_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-        std::fs::write(&cert_file, cert.pem()).unwrap();
-        std::fs::write(&key_file, key.serialize_pem()).unwrap();
-        let tls = Tls::from_pem_files(&cert_file, &key_file).unwrap();
+        let files = testing::certificate_files(dir.path());
+        let tls = Tls::from_pem_files(&files.cert, &files.key).unwrap();
 
         let fixture = idse_store::testing::sqlite().await;
         let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);

@@ -3,34 +3,13 @@
 //! named before anything listens.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
+use idse_gateway::testing::certificate_files;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-/// A certificate authority of the test's own and a certificate it signed for this machine,
-/// written as PEM files into `dir`: (authority, certificate, key).
-fn certificate_files(dir: &Path) -> (String, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "IDSE test authority");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    let (cert_file, key_file) = (dir.join("gateway.pem"), dir.join("gateway.key"));
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
-    (ca_cert.pem(), cert_file, key_file)
-}
 
 fn gateway(dir: &Path, cert: &Path, key: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
@@ -59,12 +38,14 @@ async fn start(dir: &Path, cert: &Path, key: &Path) -> (Child, String) {
 #[tokio::test]
 async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_trust_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca_pem, cert, key) = certificate_files(dir.path());
-    let (_child, url) = start(dir.path(), &cert, &key).await;
+    let files = certificate_files(dir.path());
+    let (_child, url) = start(dir.path(), &files.cert, &files.key).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
     let trusting = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(files.authority_pem.as_bytes()).unwrap(),
+        )
         .build()
         .unwrap();
     let pushed = trusting
@@ -121,7 +102,8 @@ async fn refused_start(dir: &Path, cert: &Path, key: &Path) -> (Option<i32>, Str
 #[tokio::test]
 async fn a_certificate_or_key_that_cannot_be_used_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, cert, key) = certificate_files(dir.path());
+    let files = certificate_files(dir.path());
+    let (cert, key) = (files.cert, files.key);
 
     let missing = dir.path().join("nowhere.key");
     let (code, stderr) = refused_start(dir.path(), &cert, &missing).await;
@@ -138,7 +120,7 @@ async fn a_certificate_or_key_that_cannot_be_used_is_named() {
 
     // The key of another certificate.
     let other = tempfile::tempdir().unwrap();
-    let (_, _, other_key) = certificate_files(other.path());
+    let other_key = certificate_files(other.path()).key;
     let (code, stderr) = refused_start(dir.path(), &cert, &other_key).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("does not fit"), "{stderr}");

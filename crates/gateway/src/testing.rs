@@ -1,0 +1,46 @@
+//! Test support: a certificate authority of the test's own and a certificate it signed for
+//! this machine, for HTTPS tests of the gateway and its clients.
+
+use std::path::{Path, PathBuf};
+
+/// PEM files of a certificate for `localhost` and `127.0.0.1`, and its authority.
+#[derive(Debug)]
+pub struct TestCertificate {
+    /// The authority's certificate, for a client to trust.
+    pub authority_pem: String,
+    /// Where the authority's certificate was written (for `SSL_CERT_FILE`).
+    pub authority: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes a new authority and certificate and writes them into `dir`.
+///
+/// # Panics
+/// When the key cannot be made or a file cannot be written: this is test support.
+#[allow(clippy::unwrap_used)]
+pub fn certificate_files(dir: &Path) -> TestCertificate {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "IDSE test authority");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let files = TestCertificate {
+        authority_pem: ca_cert.pem(),
+        authority: dir.join("authority.pem"),
+        cert: dir.join("gateway.pem"),
+        key: dir.join("gateway.key"),
+    };
+    std::fs::write(&files.authority, &files.authority_pem).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
+}

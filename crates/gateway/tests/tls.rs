@@ -3,43 +3,32 @@
 //! named before anything listens.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 
+use common::{answer, gateway_command, spawn_gateway_with};
 use idse_gateway::testing::certificate_files;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-fn gateway(dir: &Path, cert: &Path, key: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
-    cmd.args(["--addr", "127.0.0.1:0", "--database"])
-        .arg(dir.join("gateway.sqlite3"))
-        .arg("--tls-cert")
-        .arg(cert)
-        .arg("--tls-key")
-        .arg(key)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Starts the gateway and answers it with the URL of its first line.
-async fn start(dir: &Path, cert: &Path, key: &Path) -> (Child, String) {
-    let mut child = gateway(dir, cert, key).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let url = first.strip_prefix("listening on ").unwrap().to_owned();
-    (child, url)
+/// The arguments that make the gateway serve HTTPS with `cert` and `key`.
+fn tls_args<'a>(cert: &'a Path, key: &'a Path) -> [&'a OsStr; 4] {
+    [
+        OsStr::new("--tls-cert"),
+        cert.as_os_str(),
+        OsStr::new("--tls-key"),
+        key.as_os_str(),
+    ]
 }
 
 #[tokio::test]
 async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_trust_it() {
     let dir = tempfile::tempdir().unwrap();
     let files = certificate_files(dir.path());
-    let (_child, url) = start(dir.path(), &files.cert, &files.key).await;
+    let db = dir.path().join("gateway.sqlite3");
+    let (_child, url) = spawn_gateway_with(&db, &tls_args(&files.cert, &files.key)).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
     let trusting = reqwest::Client::builder()
@@ -48,23 +37,20 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
         )
         .build()
         .unwrap();
-    let pushed = trusting
-        .post(format!("{url}/sync/push"))
-        .json(&json!({"project_name": "tls", "artifacts": {"intent_md": "# Intent\n"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pushed.status(), 200);
-    let pushed: serde_json::Value = pushed.json().await.unwrap();
-    let pulled: serde_json::Value = trusting
-        .post(format!("{url}/sync/pull"))
-        .json(&json!({"project_id": pushed["project_id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, pushed) = answer(
+        trusting
+            .post(format!("{url}/sync/push"))
+            .json(&json!({"project_name": "tls", "artifacts": {"intent_md": "# Intent\n"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pushed}");
+    let (status, pulled) = answer(
+        trusting
+            .post(format!("{url}/sync/pull"))
+            .json(&json!({"project_id": pushed["project_id"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pulled}");
     assert_eq!(pulled["artifacts"]["intent_md"], "# Intent\n");
 
     // A client that does not know the authority refuses the certificate.
@@ -81,17 +67,17 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     // Plain HTTP to the HTTPS port gets no answer, and the gateway serves on.
     let plain = url.replacen("https://", "http://", 1);
     assert!(reqwest::get(format!("{plain}/sync/health")).await.is_err());
-    let health = trusting
-        .get(format!("{url}/sync/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    let (status, health) = answer(trusting.get(format!("{url}/sync/health"))).await;
+    assert_eq!(status, 200, "{health}");
 }
 
 /// Runs a gateway that must not start; answers its exit code and stderr.
 async fn refused_start(dir: &Path, cert: &Path, key: &Path) -> (Option<i32>, String) {
-    let out = gateway(dir, cert, key).output().await.unwrap();
+    let out = gateway_command(&dir.join("gateway.sqlite3"), &tls_args(cert, key))
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
     assert!(out.stdout.is_empty(), "it listened: {:?}", out.stdout);
     (
         out.status.code(),

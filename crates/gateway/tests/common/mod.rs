@@ -107,7 +107,7 @@ impl TestGateway {
 }
 
 /// Sends a request; its status and JSON answer.
-async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+pub async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap())
@@ -140,18 +140,34 @@ macro_rules! on_both_stores {
     };
 }
 
-/// Starts the `idse-gateway` binary on a free loopback port over the SQLite file `db`; answers
-/// the process and its URL, read from its first line.
-pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
-        .args(["--addr", "127.0.0.1:0", "--database"])
+/// The `idse-gateway` binary on a free loopback port over the SQLite file `db`, with `more`
+/// arguments; its stdout piped (the first line names the address), its stderr inherited.
+pub fn gateway_command(db: &std::path::Path, more: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
+    cmd.args(["--addr", "127.0.0.1:0", "--database"])
         .arg(db)
+        .args(more)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts the `idse-gateway` binary on a free loopback port over the SQLite file `db`; answers
+/// the process and its URL, read from its first line.
+pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {
+    let (child, url) = spawn_gateway_with(db, &[]).await;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (child, url)
+}
+
+/// As [`spawn_gateway`], with `more` arguments.
+pub async fn spawn_gateway_with(
+    db: &std::path::Path,
+    more: &[&std::ffi::OsStr],
+) -> (Child, String) {
+    let mut child = gateway_command(db, more).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
@@ -162,7 +178,6 @@ pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {
         .strip_prefix("listening on ")
         .expect("first line names the address")
         .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
     (child, url)
 }
 

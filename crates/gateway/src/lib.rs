@@ -10,6 +10,7 @@ mod metrics;
 mod routes;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{new_token, token_hash, AuthMode, Caller, Grant, JwtVerifier};
 pub use error::ApiError;
 pub use input::Limits;
+pub use tls::{Tls, TlsError, CHECK_EVERY as TLS_CHECK_EVERY};
 pub use tokio_util::sync::CancellationToken;
 
 /// What every handler shares.
@@ -171,73 +173,6 @@ pub async fn serve_tls(
     serve_with(listener, app, closing, PATIENCE, Some(tls)).await;
 }
 
-/// The certificate a gateway serves HTTPS with, for teams without a TLS proxy in front.
-#[derive(Clone)]
-pub struct Tls(tokio_rustls::TlsAcceptor);
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tls")
-    }
-}
-
-/// Why a certificate or key could not be used; each names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read the certificate file {path}: {reason}")]
-    Certificate { path: String, reason: String },
-    #[error("cannot read the private key file {path}: {reason}")]
-    Key { path: String, reason: String },
-    #[error("the key in {key} does not fit the certificate in {cert}: {reason}")]
-    Mismatch {
-        cert: String,
-        key: String,
-        reason: String,
-    },
-}
-
-impl Tls {
-    /// A certificate chain (PEM, the server's first) and its private key (PEM: PKCS#8, PKCS#1 or
-    /// SEC1), as Let's Encrypt and most authorities hand them out.
-    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        use tokio_rustls::rustls::{crypto, ServerConfig};
-
-        let (cert_name, key_name) = (cert.display().to_string(), key.display().to_string());
-        let chain = CertificateDer::pem_file_iter(cert)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsError::Certificate {
-                path: cert_name.clone(),
-                reason: e.to_string(),
-            })?;
-        if chain.is_empty() {
-            return Err(TlsError::Certificate {
-                path: cert_name,
-                reason: "it holds no PEM certificate".into(),
-            });
-        }
-        let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
-            path: key_name.clone(),
-            reason: e.to_string(),
-        })?;
-        let mismatch = |e: tokio_rustls::rustls::Error| TlsError::Mismatch {
-            cert: cert_name.clone(),
-            key: key_name.clone(),
-            reason: e.to_string(),
-        };
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(mismatch)?
-                .with_no_client_auth()
-                .with_single_cert(chain, private)
-                .map_err(mismatch)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
-    }
-}
-
 async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -254,6 +189,9 @@ async fn serve_with(
     http.timer(TokioTimer::new())
         .header_read_timeout(patience.headers);
     let connections = GracefulShutdown::new();
+    if let Some(tls) = &tls {
+        tokio::spawn(tls::watch(tls.clone(), closing.clone()));
+    }
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -292,11 +230,11 @@ async fn serve_with(
                     let io = TokioIo::new(Box::pin(tcp));
                     watcher.watch(http.serve_connection(io, service)).await
                 }
-                Some(Tls(acceptor)) => {
+                Some(tls) => {
                     // The handshake runs here, not in the loop, so a slow client holds up no one.
                     let stream = match tokio::time::timeout(
                         patience.headers,
-                        acceptor.accept(Box::pin(tcp)),
+                        tls.acceptor().accept(Box::pin(tcp)),
                     )
                     .await
                     {

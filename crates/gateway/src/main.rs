@@ -53,6 +53,10 @@ struct Args {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "IDSE_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
     tls_key: Option<PathBuf>,
+    /// Seconds between looks at --tls-cert and --tls-key for a renewed certificate; 0 reads
+    /// them again only on SIGHUP.
+    #[arg(long, env = "IDSE_TLS_CHECK_SECONDS", default_value_t = idse_gateway::TLS_CHECK_EVERY.as_secs(), value_name = "SECONDS")]
+    tls_check_seconds: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -285,7 +289,14 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
 
     // Read before binding: a wrong path is reported before anything listens.
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(idse_gateway::Tls::from_pem_files(cert, key)?),
+        (Some(cert), Some(key)) => {
+            let tls = idse_gateway::Tls::from_pem_files(cert, key)?
+                .checked_every(Some(std::time::Duration::from_secs(args.tls_check_seconds)));
+            if let Some(warning) = tls.renewal_warning(chrono::Utc::now()) {
+                tracing::warn!("{warning}");
+            }
+            Some(tls)
+        }
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -326,11 +337,41 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         stop.cancel();
     });
     match tls {
-        Some(tls) => idse_gateway::serve_tls(listener, app, closing, tls).await,
+        Some(tls) => {
+            tokio::spawn(reload_on_hangup(tls.clone()));
+            idse_gateway::serve_tls(listener, app, closing, tls).await;
+        }
         None => idse_gateway::serve(listener, app, closing).await,
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the certificate again on each SIGHUP (`systemctl reload`, or a renewal hook's
+/// `kill -HUP`), instead of ending the gateway as SIGHUP otherwise would.
+async fn reload_on_hangup(tls: idse_gateway::Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate is still read again when its files change");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            let tls = tls.clone();
+            // Reading files blocks; the runtime's threads serve requests.
+            let reading =
+                tokio::task::spawn_blocking(move || tls.reload_and_report(chrono::Utc::now()));
+            if let Err(e) = reading.await {
+                tracing::error!(error = %e, "reading the certificate again failed");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 async fn shutdown() {

@@ -18,8 +18,17 @@ pub struct TestCertificate {
 ///
 /// # Panics
 /// When the key cannot be made or a file cannot be written: this is test support.
-#[allow(clippy::unwrap_used)]
 pub fn certificate_files(dir: &Path) -> TestCertificate {
+    certificate_files_ending(dir, (4096, 1, 1))
+}
+
+/// As [`certificate_files`], with a certificate valid until the start of `(year, month, day)`
+/// (UTC).
+///
+/// # Panics
+/// When the key cannot be made or a file cannot be written: this is test support.
+#[allow(clippy::unwrap_used)]
+pub fn certificate_files_ending(dir: &Path, (year, month, day): (i32, u8, u8)) -> TestCertificate {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -29,10 +38,10 @@ pub fn certificate_files(dir: &Path) -> TestCertificate {
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(year, month, day);
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let files = TestCertificate {
         authority_pem: ca_cert.pem(),
         authority: dir.join("authority.pem"),

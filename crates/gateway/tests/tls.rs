@@ -115,3 +115,96 @@ async fn a_certificate_or_key_that_cannot_be_used_is_named() {
         "{stderr}"
     );
 }
+
+/// A client that trusts only the authority `pem`, with a new connection per request.
+fn trusting(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+async fn health(client: &reqwest::Client, url: &str) -> Result<u16, reqwest::Error> {
+    let res = client.get(format!("{url}/sync/health")).send().await?;
+    Ok(res.status().as_u16())
+}
+
+#[tokio::test]
+async fn sighup_makes_the_gateway_serve_its_renewed_certificate_and_keep_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = certificate_files(dir.path());
+    let db = dir.path().join("gateway.sqlite3");
+    let mut more = tls_args(&first.cert, &first.key).to_vec();
+    // Only SIGHUP reads the files again, so the test sees what the signal did.
+    more.extend([OsStr::new("--tls-check-seconds"), OsStr::new("0")]);
+    let (mut child, url) = spawn_gateway_with(&db, &more).await;
+    let old = trusting(&first.authority_pem);
+    assert_eq!(health(&old, &url).await.unwrap(), 200);
+
+    let renewed = tempfile::tempdir().unwrap();
+    let next = certificate_files(renewed.path());
+    std::fs::rename(&next.cert, &first.cert).unwrap();
+    std::fs::rename(&next.key, &first.key).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        health(&old, &url).await.unwrap(),
+        200,
+        "read again without a signal"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let new = trusting(&next.authority_pem);
+    let began = std::time::Instant::now();
+    while health(&new, &url).await.is_err() {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(5),
+            "the renewed certificate was not served 5 s after SIGHUP"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refused = health(&old, &url).await.unwrap_err();
+    assert!(
+        // The old authority did not sign the renewed certificate.
+        format!("{refused:?}").contains("InvalidCertificate"),
+        "{refused:?}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the gateway"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_past_its_end_is_reported_at_start_and_the_gateway_starts_anyway() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = idse_gateway::testing::certificate_files_ending(dir.path(), (2020, 1, 1));
+    let mut child = gateway_command(
+        &dir.path().join("gateway.sqlite3"),
+        &tls_args(&files.cert, &files.key),
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next_line().await.unwrap().unwrap();
+    assert!(first.starts_with("listening on https://"), "{first}");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let warning = tokio::time::timeout(std::time::Duration::from_secs(5), stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(warning.contains("ended on 2020-01-01"), "{warning}");
+    assert!(
+        warning.contains(&files.cert.display().to_string()),
+        "{warning}"
+    );
+}

@@ -9,6 +9,8 @@
 //! `IDSE_BENCH_STORES=postgres` runs one store,
 //! `IDSE_BENCH_OPS=push,pull` some operations; `IDSE_BENCH_SLOW=1` lists each client's requests
 //! slower than 1 ms as (ms since the start, µs), to see whether they come in bursts.
+//! `IDSE_BENCH_HTTPS=1` adds SQLite served over the gateway's own HTTPS (`--tls-cert`), to
+//! compare with plain HTTP.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -126,8 +128,14 @@ struct PushBody<'a> {
 }
 
 impl Client {
-    async fn new(url: &str, id: usize, run: &str) -> Self {
-        let http = reqwest::Client::new();
+    /// `trust`: the PEM of the authority of a gateway served over HTTPS.
+    async fn new(url: &str, id: usize, run: &str, trust: Option<&str>) -> Self {
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = trust {
+            http =
+                http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        let http = http.build().unwrap();
         let texts: Vec<String> = STAGES.iter().map(|s| text(s, id, 0)).collect();
         let artifacts: BTreeMap<&str, &str> = STAGES
             .iter()
@@ -223,10 +231,17 @@ struct Figures {
     per_sec: f64,
 }
 
-async fn measure(url: &str, op: Op, clients: usize, per_client: usize, run: &str) -> Figures {
+async fn measure(
+    url: &str,
+    trust: Option<&str>,
+    op: Op,
+    clients: usize,
+    per_client: usize,
+    run: &str,
+) -> Figures {
     let mut set = Vec::new();
     for c in 0..clients {
-        let mut client = Client::new(url, c, run).await;
+        let mut client = Client::new(url, c, run, trust).await;
         for (path, body) in client.bodies(op, 10) {
             client.send(path, body).await;
         }
@@ -282,13 +297,15 @@ async fn main() {
         .unwrap_or(1.0);
     let n = |x: usize| ((x as f64 * scale) as usize).max(20);
     let dir = tempfile::tempdir().unwrap();
-    let mut stores: Vec<(String, Vec<String>)> = vec![
+    // Label, the gateway's arguments, and the authority to trust when it serves HTTPS.
+    let mut stores: Vec<(String, Vec<String>, Option<String>)> = vec![
         (
             "sqlite".into(),
             vec![
                 "--database".into(),
                 dir.path().join("normal.sqlite3").display().to_string(),
             ],
+            None,
         ),
         (
             "sqlite (full sync)".into(),
@@ -297,8 +314,26 @@ async fn main() {
                 dir.path().join("full.sqlite3").display().to_string(),
                 "--sqlite-full-sync".into(),
             ],
+            None,
         ),
     ];
+    if std::env::var_os("IDSE_BENCH_HTTPS").is_some() {
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        let files = idse_gateway::testing::certificate_files(&certs);
+        stores.push((
+            "sqlite (https)".into(),
+            vec![
+                "--database".into(),
+                dir.path().join("https.sqlite3").display().to_string(),
+                "--tls-cert".into(),
+                files.cert.display().to_string(),
+                "--tls-key".into(),
+                files.key.display().to_string(),
+            ],
+            Some(files.authority_pem),
+        ));
+    }
     if std::env::var_os("IDSE_TEST_POSTGRES_URL").is_none() {
         eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
     } else if let Some(url) = idse_store::testing::postgres_database().await {
@@ -315,11 +350,12 @@ async fn main() {
         stores.push((
             if tls { "postgres (tls)" } else { "postgres" }.into(),
             vec!["--database".into(), url],
+            None,
         ));
     }
     // IDSE_BENCH_STORES=postgres (or sqlite) limits the run to stores whose label starts so.
     if let Ok(only) = std::env::var("IDSE_BENCH_STORES") {
-        stores.retain(|(label, _)| only.split(',').any(|o| label.starts_with(o.trim())));
+        stores.retain(|(label, _, _)| only.split(',').any(|o| label.starts_with(o.trim())));
     }
     println!(
         "7 stages x 10 KiB of {}; latency in ms; {} cores",
@@ -332,7 +368,7 @@ async fn main() {
     );
     println!("| store | operation | clients | p50 ms | p99 ms | req/s |");
     println!("|---|---|---|---|---|---|");
-    for (label, args) in stores {
+    for (label, args, trust) in stores {
         let (_child, url) = start(&args).await;
         for (op, name) in [
             (Op::Floor, "no route (HTTP floor)"),
@@ -355,7 +391,7 @@ async fn main() {
             for &clients in counts {
                 let per_client = if clients == 1 { n(2000) } else { n(250) };
                 let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
-                let f = measure(&url, op, clients, per_client, &run).await;
+                let f = measure(&url, trust.as_deref(), op, clients, per_client, &run).await;
                 println!(
                     "| {label} | {name} | {clients} | {} | {} | {:.0} |",
                     ms(f.p50),

@@ -53,3 +53,17 @@ pub fn certificate_files_ending(dir: &Path, (year, month, day): (i32, u8, u8)) -
     std::fs::write(&files.key, key.serialize_pem()).unwrap();
     files
 }
+
+/// A client that trusts only the authority `pem` and opens a new connection for every request,
+/// so each request meets the certificate served at that moment.
+///
+/// # Panics
+/// When `pem` is not a certificate: this is test support.
+#[allow(clippy::unwrap_used)]
+pub fn trusting(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}

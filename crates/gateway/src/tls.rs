@@ -294,18 +294,8 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::testing::{certificate_files, certificate_files_ending};
+    use crate::testing::{certificate_files, certificate_files_ending, trusting};
     use crate::{app, serve_with, AuthMode, Limits, PATIENCE};
-
-    /// A client that trusts only the authority `pem` and opens a new connection per request,
-    /// so each request sees the certificate served at that moment.
-    fn trusting(pem: &str) -> reqwest::Client {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap()
-    }
 
     async fn health(client: &reqwest::Client, url: &str) -> Result<u16, reqwest::Error> {
         let res = client.get(format!("{url}/sync/health")).send().await?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::{answer, gateway_command, spawn_gateway_with};
-use idse_gateway::testing::certificate_files;
+use idse_gateway::testing::{certificate_files, trusting};
 use serde_json::json;
 
 /// The arguments that make the gateway serve HTTPS with `cert` and `key`.
@@ -31,21 +31,16 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     let (_child, url) = spawn_gateway_with(&db, &tls_args(&files.cert, &files.key)).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
-    let trusting = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(files.authority_pem.as_bytes()).unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = trusting(&files.authority_pem);
     let (status, pushed) = answer(
-        trusting
+        client
             .post(format!("{url}/sync/push"))
             .json(&json!({"project_name": "tls", "artifacts": {"intent_md": "# Intent\n"}})),
     )
     .await;
     assert_eq!(status, 200, "{pushed}");
     let (status, pulled) = answer(
-        trusting
+        client
             .post(format!("{url}/sync/pull"))
             .json(&json!({"project_id": pushed["project_id"]})),
     )
@@ -67,7 +62,7 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     // Plain HTTP to the HTTPS port gets no answer, and the gateway serves on.
     let plain = url.replacen("https://", "http://", 1);
     assert!(reqwest::get(format!("{plain}/sync/health")).await.is_err());
-    let (status, health) = answer(trusting.get(format!("{url}/sync/health"))).await;
+    let (status, health) = answer(client.get(format!("{url}/sync/health"))).await;
     assert_eq!(status, 200, "{health}");
 }
 
@@ -114,15 +109,6 @@ async fn a_certificate_or_key_that_cannot_be_used_is_named() {
         stderr.contains(&other_key.display().to_string()),
         "{stderr}"
     );
-}
-
-/// A client that trusts only the authority `pem`, with a new connection per request.
-fn trusting(pem: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
 }
 
 async fn health(client: &reqwest::Client, url: &str) -> Result<u16, reqwest::Error> {

@@ -119,11 +119,6 @@ impl Tls {
         self
     }
 
-    /// The certificate file.
-    pub fn cert_path(&self) -> &Path {
-        &self.shared.cert
-    }
-
     /// When the served certificate ends, if it could be read.
     pub fn not_after(&self) -> Option<DateTime<Utc>> {
         self.loaded().not_after

@@ -170,6 +170,8 @@ pub async fn serve_tls(
     closing: CancellationToken,
     tls: Tls,
 ) {
+    // `/metrics` reports when the certificate ends.
+    let app = app.layer(axum::Extension(tls.clone()));
     serve_with(listener, app, closing, PATIENCE, Some(tls)).await;
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 
 use crate::AppState;
 
@@ -47,8 +48,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text; `subscribers` is the number of open event streams.
-    pub fn render(&self, subscribers: usize) -> String {
+    /// The exposition text; `subscribers` is the number of open event streams,
+    /// `certificate_end` when the served HTTPS certificate ends (none on plain HTTP).
+    pub fn render(&self, subscribers: usize, certificate_end: Option<DateTime<Utc>>) -> String {
         let mut out = String::new();
         out.push_str("# HELP idse_http_requests_total Requests by route and status.\n");
         out.push_str("# TYPE idse_http_requests_total counter\n");
@@ -87,6 +89,17 @@ impl Metrics {
         out.push_str("# HELP idse_event_subscribers Open /sync/events streams.\n");
         out.push_str("# TYPE idse_event_subscribers gauge\n");
         out.push_str(&format!("idse_event_subscribers {subscribers}\n"));
+        if let Some(end) = certificate_end {
+            // For an alert that fires well before clients start refusing the certificate.
+            out.push_str(
+                "# HELP idse_tls_certificate_not_after_timestamp_seconds When the served HTTPS certificate ends.\n",
+            );
+            out.push_str("# TYPE idse_tls_certificate_not_after_timestamp_seconds gauge\n");
+            out.push_str(&format!(
+                "idse_tls_certificate_not_after_timestamp_seconds {}\n",
+                end.timestamp()
+            ));
+        }
         out
     }
 }

@@ -298,8 +298,10 @@ async fn events(
 
 async fn metrics(
     State(state): State<AppState>,
+    tls: Option<axum::Extension<crate::Tls>>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
-    let body = state.metrics.render(state.events.receiver_count());
+    let end = tls.and_then(|axum::Extension(tls)| tls.not_after());
+    let body = state.metrics.render(state.events.receiver_count(), end);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

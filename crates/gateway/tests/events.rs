@@ -132,6 +132,8 @@ async fn metrics_count_routes_conflicts_and_subscribers() {
         text.contains("idse_http_requests_total{route=\"/sync/push\",status=\"200\"} 2"),
         "{text}"
     );
+    // Plain HTTP: no certificate to report.
+    assert!(!text.contains("idse_tls_certificate"), "{text}");
     assert!(
         text.contains("idse_http_requests_total{route=\"/sync/push\",status=\"409\"} 1"),
         "{text}"

@@ -64,6 +64,28 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     assert!(reqwest::get(format!("{plain}/sync/health")).await.is_err());
     let (status, health) = answer(client.get(format!("{url}/sync/health"))).await;
     assert_eq!(status, 200, "{health}");
+
+    // /metrics tells when the certificate ends (certificate_files: 4096-01-01).
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let end = chrono::NaiveDate::from_ymd_opt(4096, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    assert!(
+        metrics.contains(&format!(
+            "idse_tls_certificate_not_after_timestamp_seconds {end}\n"
+        )),
+        "{metrics}"
+    );
 }
 
 /// Runs a gateway that must not start; answers its exit code and stderr.

@@ -179,10 +179,12 @@ impl Tls {
     fn report(&self, reloaded: Result<(), TlsError>, now: DateTime<Utc>) {
         match reloaded {
             Ok(()) => {
+                let until = self.not_after().map_or_else(String::new, |end| {
+                    end.format(" (valid until %Y-%m-%d %H:%M UTC)").to_string()
+                });
                 tracing::info!(
-                    cert = %self.shared.cert.display(),
-                    not_after = ?self.not_after(),
-                    "read the certificate again; new connections get it"
+                    "read the certificate in {} again{until}; new connections get it",
+                    self.shared.cert.display()
                 );
                 if let Some(warning) = self.renewal_warning(now) {
                     tracing::warn!("{warning}");
@@ -236,7 +238,7 @@ pub(crate) async fn watch(tls: Tls, closing: CancellationToken) {
 }
 
 fn load(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Option<DateTime<Utc>>), TlsError> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls::{crypto, ServerConfig};
 
@@ -256,7 +258,10 @@ fn load(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Option<DateTime<Utc>>),
     let not_after = not_after(served);
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key_name.clone(),
-        reason: e.to_string(),
+        reason: match e {
+            pem::Error::NoItemsFound => "it holds no PEM private key".into(),
+            e => e.to_string(),
+        },
     })?;
     let mismatch = |e: tokio_rustls::rustls::Error| TlsError::Mismatch {
         cert: cert_name.clone(),
@@ -352,7 +357,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(health(&new, &url).await.unwrap(), 200);
         match tls.reload() {
-            Err(TlsError::Key { path, .. }) => assert_eq!(path, first.key.display().to_string()),
+            Err(TlsError::Key { path, reason }) => {
+                assert_eq!(path, first.key.display().to_string());
+                assert_eq!(reason, "it holds no PEM private key");
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(health(&new, &url).await.unwrap(), 200);

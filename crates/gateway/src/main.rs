@@ -295,6 +295,7 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
             if let Some(warning) = tls.renewal_warning(chrono::Utc::now()) {
                 tracing::warn!("{warning}");
             }
+            tokio::spawn(reload_on_hangup(tls.clone()));
             Some(tls)
         }
         _ => None,
@@ -337,10 +338,7 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         stop.cancel();
     });
     match tls {
-        Some(tls) => {
-            tokio::spawn(reload_on_hangup(tls.clone()));
-            idse_gateway::serve_tls(listener, app, closing, tls).await;
-        }
+        Some(tls) => idse_gateway::serve_tls(listener, app, closing, tls).await,
         None => idse_gateway::serve(listener, app, closing).await,
     }
     tracing::info!("stopped");
@@ -348,30 +346,34 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
 }
 
 /// Reads the certificate again on each SIGHUP (`systemctl reload`, or a renewal hook's
-/// `kill -HUP`), instead of ending the gateway as SIGHUP otherwise would.
-async fn reload_on_hangup(tls: idse_gateway::Tls) {
+/// `kill -HUP`), instead of ending the gateway as SIGHUP otherwise would. The signal is taken
+/// over when this is called, so call it before the gateway says it listens.
+fn reload_on_hangup(tls: idse_gateway::Tls) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(hangup) => hangup,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate is still read again when its files change");
-                return;
-            }
-        };
-        while hangup.recv().await.is_some() {
-            let tls = tls.clone();
-            // Reading files blocks; the runtime's threads serve requests.
-            let reading =
-                tokio::task::spawn_blocking(move || tls.reload_and_report(chrono::Utc::now()));
-            if let Err(e) = reading.await {
-                tracing::error!(error = %e, "reading the certificate again failed");
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let mut hangup = match hangup {
+                Ok(hangup) => hangup,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate is still read again when its files change");
+                    return;
+                }
+            };
+            while hangup.recv().await.is_some() {
+                let tls = tls.clone();
+                // Reading files blocks; the runtime's threads serve requests.
+                let reading =
+                    tokio::task::spawn_blocking(move || tls.reload_and_report(chrono::Utc::now()));
+                if let Err(e) = reading.await {
+                    tracing::error!(error = %e, "reading the certificate again failed");
+                }
             }
         }
+        #[cfg(not(unix))]
+        drop(tls);
     }
-    #[cfg(not(unix))]
-    drop(tls);
 }
 
 async fn shutdown() {

@@ -147,6 +147,15 @@ async fn sighup_makes_the_gateway_serve_its_renewed_certificate_and_keep_running
     // Only SIGHUP reads the files again, so the test sees what the signal did.
     more.extend([OsStr::new("--tls-check-seconds"), OsStr::new("0")]);
     let (mut child, url) = spawn_gateway_with(&db, &more).await;
+    let hang_up = |pid: u32| {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // At once after the first line: the signal is already the gateway's to handle.
+    hang_up(child.id().unwrap());
     let old = trusting(&first.authority_pem);
     assert_eq!(health(&old, &url).await.unwrap(), 200);
 
@@ -161,12 +170,7 @@ async fn sighup_makes_the_gateway_serve_its_renewed_certificate_and_keep_running
         "read again without a signal"
     );
 
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    hang_up(child.id().unwrap());
     let new = trusting(&next.authority_pem);
     let began = std::time::Instant::now();
     while health(&new, &url).await.is_err() {

@@ -233,6 +233,28 @@ async fn serve_with(
                     watcher.watch(http.serve_connection(io, service)).await
                 }
                 Some(tls) => {
+                    match tokio::time::timeout(patience.headers, starts_tls(tcp.get_ref())).await {
+                        Ok(Some(true)) => {}
+                        Ok(Some(false)) => {
+                            // Plain HTTP sent to the HTTPS port: say so instead of a closed
+                            // connection the client cannot explain.
+                            let io = TokioIo::new(Box::pin(tcp));
+                            let answer = hyper::service::service_fn(|_| async {
+                                Ok::<_, std::convert::Infallible>(https_required())
+                            });
+                            let mut once = http.clone();
+                            once.keep_alive(false);
+                            if let Err(e) = once.serve_connection(io, answer).await {
+                                tracing::debug!(error = %e, "a plain HTTP client on the HTTPS port");
+                            }
+                            return;
+                        }
+                        Ok(None) => return,
+                        Err(_) => {
+                            tracing::debug!("a TLS client said nothing in time");
+                            return;
+                        }
+                    }
                     // The handshake runs here, not in the loop, so a slow client holds up no one.
                     let stream = match tokio::time::timeout(
                         patience.headers,
@@ -266,6 +288,26 @@ async fn serve_with(
             tracing::warn!(after = ?DRAIN, "requests were still in flight when the gateway stopped");
         }
     }
+}
+
+/// Whether the client's first byte opens a TLS handshake record (`None`: it closed first).
+async fn starts_tls(tcp: &tokio::net::TcpStream) -> Option<bool> {
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await {
+        Ok(1) => Some(first[0] == 0x16),
+        _ => None,
+    }
+}
+
+/// The answer to plain HTTP on the HTTPS port.
+fn https_required() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::bad_request(
+        "https_required",
+        "This gateway speaks HTTPS: use https:// in its address.",
+        "The request came as plain HTTP to a port that serves HTTPS (--tls-cert).",
+    )
+    .into_response()
 }
 
 #[cfg(test)]

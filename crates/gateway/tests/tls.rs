@@ -59,9 +59,24 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
         format!("{refused:?}").contains("UnknownIssuer"),
         "{refused:?}"
     );
-    // Plain HTTP to the HTTPS port gets no answer, and the gateway serves on.
+    // Plain HTTP to the HTTPS port is told to use HTTPS, and the gateway serves on.
     let plain = url.replacen("https://", "http://", 1);
-    assert!(reqwest::get(format!("{plain}/sync/health")).await.is_err());
+    let (status, told) = answer(
+        reqwest::Client::new()
+            .post(format!("{plain}/sync/push"))
+            .json(&json!({"project_name": "plain", "artifacts": {"intent_md": "# Plain\n"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{told}");
+    assert_eq!(told["error"], "https_required", "{told}");
+    assert!(
+        told["message"].as_str().unwrap().contains("https://"),
+        "{told}"
+    );
+    let (status, projects) = answer(client.get(format!("{url}/sync/projects"))).await;
+    assert_eq!(status, 200, "{projects}");
+    assert!(!projects.to_string().contains("\"plain\""), "{projects}");
+    assert!(projects.to_string().contains("\"tls\""), "{projects}");
     let (status, health) = answer(client.get(format!("{url}/sync/health"))).await;
     assert_eq!(status, 200, "{health}");
 

@@ -233,47 +233,12 @@ async fn serve_with(
                     watcher.watch(http.serve_connection(io, service)).await
                 }
                 Some(tls) => {
-                    match tokio::time::timeout(patience.headers, starts_tls(tcp.get_ref())).await {
-                        Ok(Some(true)) => {}
-                        Ok(Some(false)) => {
-                            // Plain HTTP sent to the HTTPS port: say so instead of a closed
-                            // connection the client cannot explain.
-                            let io = TokioIo::new(Box::pin(tcp));
-                            let answer = hyper::service::service_fn(|_| async {
-                                Ok::<_, std::convert::Infallible>(https_required())
-                            });
-                            let mut once = http.clone();
-                            once.keep_alive(false);
-                            if let Err(e) = once.serve_connection(io, answer).await {
-                                tracing::debug!(error = %e, "a plain HTTP client on the HTTPS port");
-                            }
-                            return;
-                        }
-                        Ok(None) => return,
-                        Err(_) => {
-                            tracing::debug!("a TLS client said nothing in time");
-                            return;
-                        }
-                    }
-                    // The handshake runs here, not in the loop, so a slow client holds up no one.
-                    let stream = match tokio::time::timeout(
-                        patience.headers,
-                        tls.acceptor().accept(Box::pin(tcp)),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "a TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("a TLS handshake did not finish in time");
-                            return;
-                        }
+                    let Some(stream) = tls::open(&tls, tcp, &http, patience.headers).await else {
+                        return;
                     };
-                    let io = TokioIo::new(stream);
-                    watcher.watch(http.serve_connection(io, service)).await
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
                 }
             };
             if let Err(e) = served {
@@ -288,26 +253,6 @@ async fn serve_with(
             tracing::warn!(after = ?DRAIN, "requests were still in flight when the gateway stopped");
         }
     }
-}
-
-/// Whether the client's first byte opens a TLS handshake record (`None`: it closed first).
-async fn starts_tls(tcp: &tokio::net::TcpStream) -> Option<bool> {
-    let mut first = [0u8; 1];
-    match tcp.peek(&mut first).await {
-        Ok(1) => Some(first[0] == 0x16),
-        _ => None,
-    }
-}
-
-/// The answer to plain HTTP on the HTTPS port.
-fn https_required() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ApiError::bad_request(
-        "https_required",
-        "This gateway speaks HTTPS: use https:// in its address.",
-        "The request came as plain HTTP to a port that serves HTTPS (--tls-cert).",
-    )
-    .into_response()
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! The gateway's own HTTPS: the certificate and key it serves, read again when their files
 //! change, so a renewed certificate (Let's Encrypt renews every 60 to 90 days) is served without
-//! a restart.
+//! a restart; and opening TLS on each new connection.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -235,6 +236,72 @@ pub(crate) async fn watch(tls: Tls, closing: CancellationToken) {
             reported = tokio::time::Instant::now();
         }
     }
+}
+
+/// A connection to the HTTPS port, as the gateway accepted it.
+pub(crate) type Accepted = std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<TcpStream>>>;
+
+/// Opens TLS on a new connection: `None` when the client sent plain HTTP (answered here with
+/// `400 https_required`, not a closed connection it cannot explain), closed, or did not finish
+/// its handshake within `patience`. The handshake runs in the connection's task, so a slow
+/// client holds up no one.
+pub(crate) async fn open(
+    tls: &Tls,
+    tcp: tokio_io_timeout::TimeoutStream<TcpStream>,
+    http: &hyper::server::conn::http1::Builder,
+    patience: Duration,
+) -> Option<tokio_rustls::server::TlsStream<Accepted>> {
+    match tokio::time::timeout(patience, starts_tls(tcp.get_ref())).await {
+        Ok(Some(true)) => {}
+        Ok(Some(false)) => {
+            let answer = hyper::service::service_fn(|_| async {
+                Ok::<_, std::convert::Infallible>(https_required())
+            });
+            let mut once = http.clone();
+            once.keep_alive(false);
+            let io = hyper_util::rt::TokioIo::new(Box::pin(tcp));
+            if let Err(e) = once.serve_connection(io, answer).await {
+                tracing::debug!(error = %e, "a plain HTTP client on the HTTPS port");
+            }
+            return None;
+        }
+        Ok(None) => return None,
+        Err(_) => {
+            tracing::debug!("a TLS client said nothing in time");
+            return None;
+        }
+    }
+    match tokio::time::timeout(patience, tls.acceptor().accept(Box::pin(tcp))).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "a TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("a TLS handshake did not finish in time");
+            None
+        }
+    }
+}
+
+/// Whether the client's first byte opens a TLS handshake record (`None`: it closed first).
+async fn starts_tls(tcp: &TcpStream) -> Option<bool> {
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await {
+        Ok(1) => Some(first[0] == 0x16),
+        _ => None,
+    }
+}
+
+/// The answer to plain HTTP on the HTTPS port.
+fn https_required() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::ApiError::bad_request(
+        "https_required",
+        "This gateway speaks HTTPS: use https:// in its address.",
+        "The request came as plain HTTP to a port that serves HTTPS (--tls-cert).",
+    )
+    .into_response()
 }
 
 fn load(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Option<DateTime<Utc>>), TlsError> {

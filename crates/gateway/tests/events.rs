@@ -119,15 +119,7 @@ async fn metrics_count_routes_conflicts_and_subscribers() {
         .send()
         .await
         .unwrap();
-    let text = gw
-        .http
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::text(gw.http.get(format!("{}/metrics", gw.url))).await;
     assert!(
         text.contains("idse_http_requests_total{route=\"/sync/push\",status=\"200\"} 2"),
         "{text}"

@@ -81,14 +81,7 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     assert_eq!(status, 200, "{health}");
 
     // /metrics tells when the certificate ends (certificate_files: 4096-01-01).
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::text(client.get(format!("{url}/metrics"))).await;
     let end = chrono::NaiveDate::from_ymd_opt(4096, 1, 1)
         .unwrap()
         .and_hms_opt(0, 0, 0)

@@ -113,6 +113,11 @@ pub async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
     (status, res.json().await.unwrap())
 }
 
+/// The text of the answer to `req` (e.g. `/metrics`).
+pub async fn text(req: reqwest::RequestBuilder) -> String {
+    req.send().await.unwrap().text().await.unwrap()
+}
+
 /// Declares each listed async fn(&TestGateway) as a test on SQLite and on Postgres.
 #[macro_export]
 macro_rules! on_both_stores {

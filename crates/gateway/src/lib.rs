@@ -354,6 +354,21 @@ mod tests {
             "{:?}",
             began.elapsed()
         );
+
+        // One that starts a handshake record late and stalls gets the same patience in all,
+        // not a second one for the handshake (that would close it after ~580 ms).
+        let began = Instant::now();
+        let mut late = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(280)).await;
+        late.write_all(&[0x16]).await.unwrap();
+        let rest = until_closed(&mut late, "a TLS client that stalls in its hello").await;
+        assert!(rest.is_empty(), "{rest}");
+        assert!(
+            began.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            began.elapsed()
+        );
+
         closing.cancel();
         tokio::time::timeout(Duration::from_secs(3), server)
             .await

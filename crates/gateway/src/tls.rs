@@ -128,7 +128,11 @@ impl Tls {
     /// Reads both files again; on success new connections get the new certificate. On failure
     /// the previous one stays in service.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let seen = Stamp::of(&self.shared.cert, &self.shared.key);
+        self.reload_seen(Stamp::of(&self.shared.cert, &self.shared.key))
+    }
+
+    /// As [`Tls::reload`], with the files' stamp already taken (before reading them).
+    fn reload_seen(&self, seen: Stamp) -> Result<(), TlsError> {
         let loaded = load(&self.shared.cert, &self.shared.key);
         let mut current = self
             .shared
@@ -147,7 +151,7 @@ impl Tls {
         let now = Stamp::of(&self.shared.cert, &self.shared.key);
         // The read guard ends with this statement, before `reload` takes the lock to write.
         let changed = now != self.loaded().seen;
-        changed.then(|| self.reload())
+        changed.then(|| self.reload_seen(now))
     }
 
     /// A sentence for the operator when the served certificate has ended or ends within 14 days
@@ -251,7 +255,9 @@ pub(crate) async fn open(
     http: &hyper::server::conn::http1::Builder,
     patience: Duration,
 ) -> Option<tokio_rustls::server::TlsStream<Accepted>> {
-    match tokio::time::timeout(patience, starts_tls(tcp.get_ref())).await {
+    // One deadline for the first byte and the handshake together.
+    let deadline = tokio::time::Instant::now() + patience;
+    match tokio::time::timeout_at(deadline, starts_tls(tcp.get_ref())).await {
         Ok(Some(true)) => {}
         Ok(Some(false)) => {
             let answer = hyper::service::service_fn(|_| async {
@@ -271,7 +277,7 @@ pub(crate) async fn open(
             return None;
         }
     }
-    match tokio::time::timeout(patience, tls.acceptor().accept(Box::pin(tcp))).await {
+    match tokio::time::timeout_at(deadline, tls.acceptor().accept(Box::pin(tcp))).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "a TLS handshake failed");

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs (Debian's package) and starts a local PostgreSQL for the tests and benchmarks, and
+# Installs (Debian's packages, with PgBouncer for the pooler tests) and starts a local PostgreSQL for the tests and benchmarks, and
 # prints the admin URL on its last line. Idempotent; no systemd needed.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$*"; else sudo -u postgres sh -c "$*"; fi; }
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+# pgbouncer: the pooler tests put it in front of this server, as Supabase puts its pooler.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! [ -x /usr/sbin/pgbouncer ]; then
   $SUDO apt-get update -qq >&2
-  $SUDO apt-get install -y -qq postgresql >&2
+  $SUDO apt-get install -y -qq postgresql pgbouncer >&2
 fi
 ver=$(ls /usr/lib/postgresql | sort -n | tail -n1)
 if ! pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main"' | grep -q .; then

@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use idse_store::testing::{PoolMode, Pooler};
+
 /// Runs the gateway on `database` (with `RUST_BACKTRACE=1`, as developers' shells often
 /// have) and answers its exit code, its stderr and how long it took.
 fn start(database: &str) -> (Option<i32>, String, Duration) {
@@ -70,4 +72,31 @@ fn a_file_that_is_not_a_database_is_named_so() {
         "# not a database\n".repeat(100),
         "the file is left as it was"
     );
+}
+
+#[tokio::test]
+async fn a_transaction_pooler_is_refused_with_the_address_to_use_instead() {
+    let Some(database) = idse_store::testing::postgres_database().await else {
+        return;
+    };
+    let Some(pooler) = Pooler::start(&database, PoolMode::Transaction) else {
+        return;
+    };
+    let (code, stderr, took) = start(pooler.url());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("connection pooler in transaction mode")
+            && stderr.contains("session mode (on Supabase, the same pooler address on port 5432)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the database at 127.0.0.1:{} ", pooler.port())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("idse-test"),
+        "the password is shown: {stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }

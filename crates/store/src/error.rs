@@ -28,6 +28,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the folder {} for the database file does not exist; create it, or choose another database file", .0.display())]
     NoFolder(std::path::PathBuf),
+    /// Postgres reached through a pooler that gives each transaction any of its server
+    /// connections; the store needs connections of its own. Holds the pooler's `host:port`.
+    #[error("the database at {0} is reached through a connection pooler in transaction mode (such as Supabase's on port 6543), which does not keep a connection's prepared statements and settings from one transaction to the next; use the pooler's session mode (on Supabase, the same pooler address on port 5432) or a direct connection")]
+    TransactionPooler(String),
     #[error("the database schema could not be brought up to date")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

@@ -147,6 +147,163 @@ pub async fn open(backend: Backend) -> Option<TestStore> {
     }
 }
 
+/// How a [`Pooler`] hands out the test server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// Each client connection keeps one server connection (Supabase's pooler on port 5432).
+    Session,
+    /// Each transaction gets any server connection, the most recently freed first
+    /// (PgBouncer's default, Supabase's PgBouncer on port 6543).
+    Transaction,
+    /// Each transaction gets any server connection, in turn, of four kept open (as Supavisor on
+    /// port 6543 takes them). PgBouncer opens the four in its upkeep after a first client came.
+    TransactionInTurn,
+}
+
+/// A PgBouncer (Debian's `pgbouncer`) in front of the test server, as Supabase puts a pooler in
+/// front of a project's database; stopped when dropped.
+#[derive(Debug)]
+pub struct Pooler {
+    child: std::process::Child,
+    url: String,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Pooler {
+    /// A pooler in `mode` for `database` (a URL of [`postgres_database`]); `None` outside CI
+    /// when PgBouncer is not installed (`scripts/postgres.sh` installs it).
+    pub fn start(database: &str, mode: PoolMode) -> Option<Self> {
+        let Some(binary) = pgbouncer_binary() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install pgbouncer (scripts/postgres.sh does)"
+            );
+            eprintln!("pgbouncer is not installed: pooler test skipped");
+            return None;
+        };
+        let parts = UrlParts::of(database);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        // In turn: with four server connections kept open, so that there are turns to take.
+        let (pool_mode, in_turn, kept) = match mode {
+            PoolMode::Session => ("session", 0, 0),
+            PoolMode::Transaction => ("transaction", 0, 0),
+            PoolMode::TransactionInTurn => ("transaction", 1, 4),
+        };
+        let config = format!(
+            "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {port}\nunix_socket_dir =\nauth_type = plain\nauth_file = {}\n\
+             pool_mode = {pool_mode}\nserver_round_robin = {in_turn}\ndefault_pool_size = 4\n\
+             min_pool_size = {kept}\n\
+             ignore_startup_parameters = extra_float_digits,options\n",
+            parts.host,
+            parts.port,
+            dir.path().join("users.txt").display()
+        );
+        let users = format!("\"{}\" \"{}\"\n", parts.user, parts.password);
+        std::fs::write(dir.path().join("pgbouncer.ini"), config).expect("write the config");
+        std::fs::write(dir.path().join("users.txt"), users).expect("write the users");
+        let mut command = std::process::Command::new(binary);
+        // PgBouncer will not run as root; it reads its files before it changes user.
+        if running_as_root() {
+            command.args(["-u", "postgres"]);
+        }
+        let mut child = command
+            .arg(dir.path().join("pgbouncer.ini"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        let began = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("pgbouncer ended at start: {status}");
+            }
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(10),
+                "pgbouncer did not listen on port {port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Self {
+            child,
+            url: parts.with_address("127.0.0.1", port),
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// The URL of the database through the pooler.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port it listens on, at 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pgbouncer_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("pgbouncer"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The pieces of a test URL `scheme://user:password@host:port/database?query`.
+#[derive(Debug)]
+struct UrlParts<'a> {
+    scheme: &'a str,
+    user: &'a str,
+    password: &'a str,
+    host: &'a str,
+    port: u16,
+    rest: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    fn of(url: &'a str) -> Self {
+        let (scheme, after) = url.split_once("://").expect("a URL with a scheme");
+        let (login, address) = after.rsplit_once('@').expect("a URL with a user");
+        let (user, password) = login.split_once(':').unwrap_or((login, ""));
+        let at = address.find('/').unwrap_or(address.len());
+        let (host_port, rest) = address.split_at(at);
+        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+        Self {
+            scheme,
+            user,
+            password,
+            host,
+            port: port.parse().expect("a port number"),
+            rest,
+        }
+    }
+
+    fn with_address(&self, host: &str, port: u16) -> String {
+        let (scheme, user, password, rest) = (self.scheme, self.user, self.password, self.rest);
+        format!("{scheme}://{user}:{password}@{host}:{port}{rest}")
+    }
+}
+
 /// `input` pushed on `base` (artifact key → hash), as a client that pulled `base` pushes.
 pub fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
     input.base = Some(base.clone());

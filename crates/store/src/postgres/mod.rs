@@ -4,6 +4,7 @@
 //! project's row lock.
 
 mod group_commit;
+mod pooling;
 
 use std::collections::BTreeMap;
 
@@ -239,7 +240,8 @@ impl PostgresStore {
         match tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&target))
             .await
         {
-            Ok(first) => first?.close().await?,
+            // Before the pool and the migrations make anything on the server's connections.
+            Ok(first) => pooling::refuse_transaction_pooler(first?, &target).await?,
             Err(_) => {
                 return Err(StoreError::Unavailable(
                     format!(

@@ -1,0 +1,92 @@
+//! The Postgres store behind a connection pooler (a real PgBouncer in front of the test
+//! server), as Supabase serves a project's database on its pooler's address: in session mode it
+//! serves; in transaction mode, where its prepared statements and settings would not stay on
+//! its connections, it refuses at once, naming the address, and makes nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use idse_store::testing::{self, PoolMode, Pooler};
+use idse_store::{OpenOptions, PostgresStore, PushInput, Store, StoreError};
+
+/// Whether the migrations ran on `database` (read directly, not through a pooler).
+async fn migrated(database: &str) -> bool {
+    let direct = sqlx::PgPool::connect(database).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_name IN ('projects', '_sqlx_migrations')",
+    )
+    .fetch_one(&direct)
+    .await
+    .unwrap();
+    direct.close().await;
+    tables > 0
+}
+
+#[tokio::test]
+async fn a_transaction_pooler_is_refused_before_anything_is_made() {
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    for mode in [PoolMode::Transaction, PoolMode::TransactionInTurn] {
+        let Some(pooler) = Pooler::start(&database, mode) else {
+            return;
+        };
+        if mode == PoolMode::TransactionInTurn {
+            // So the four server connections exist before the store comes: without them there
+            // are no turns to take, and the store would meet one server connection only.
+            let client = sqlx::PgPool::connect(pooler.url()).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            client.close().await;
+        }
+        // Several times: the refusal must not depend on which server connection comes first.
+        for _ in 0..3 {
+            let refused = PostgresStore::connect(pooler.url(), &OpenOptions::default()).await;
+            let Err(StoreError::TransactionPooler(at)) = &refused else {
+                panic!("{mode:?}: not refused as a transaction pooler: {refused:?}");
+            };
+            assert_eq!(at, &format!("127.0.0.1:{}", pooler.port()), "{mode:?}");
+            let message = refused.unwrap_err().to_string();
+            assert!(
+                message.contains("session mode") && message.contains("direct connection"),
+                "{message}"
+            );
+        }
+    }
+    assert!(
+        !migrated(&database).await,
+        "the migrations ran through a transaction pooler"
+    );
+}
+
+#[tokio::test]
+async fn a_session_pooler_serves_the_store() {
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    let Some(pooler) = Pooler::start(&database, PoolMode::Session) else {
+        return;
+    };
+    let store = PostgresStore::connect(pooler.url(), &OpenOptions::default())
+        .await
+        .unwrap();
+    let mut input = PushInput {
+        project_name: "through-a-pooler".into(),
+        session_id: "__blueprint__".into(),
+        ..PushInput::default()
+    };
+    // Enough pushes that the gateway's statements run many times on its pooled connections.
+    let mut id = None;
+    for version in 0..20 {
+        input.project_id = id;
+        input.artifacts =
+            BTreeMap::from([("intent_md".to_owned(), format!("# Intent {version}\n"))]);
+        let pushed = store.push(input.clone(), Utc::now()).await.unwrap();
+        assert_eq!(pushed.revision, version + 1);
+        id = Some(pushed.project_id);
+    }
+    let pulled = store.pull(id.unwrap(), None).await.unwrap();
+    assert_eq!(pulled.artifacts["intent_md"], "# Intent 19\n");
+    assert!(migrated(&database).await);
+}

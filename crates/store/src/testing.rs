@@ -174,6 +174,12 @@ impl Pooler {
     /// A pooler in `mode` for `database` (a URL of [`postgres_database`]); `None` outside CI
     /// when PgBouncer is not installed (`scripts/postgres.sh` installs it).
     pub fn start(database: &str, mode: PoolMode) -> Option<Self> {
+        Self::admitting(database, mode, 100)
+    }
+
+    /// [`Pooler::start`], refusing clients past the first `clients` at once, as Supabase's
+    /// session pooler refuses past its pool size.
+    pub fn admitting(database: &str, mode: PoolMode, clients: u32) -> Option<Self> {
         let Some(binary) = pgbouncer_binary() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -198,7 +204,7 @@ impl Pooler {
             "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = plain\nauth_file = {}\n\
              pool_mode = {pool_mode}\nserver_round_robin = {in_turn}\ndefault_pool_size = 4\n\
-             min_pool_size = {kept}\n\
+             min_pool_size = {kept}\nmax_client_conn = {clients}\n\
              ignore_startup_parameters = extra_float_digits,options\n",
             parts.host,
             parts.port,

@@ -90,3 +90,49 @@ async fn a_session_pooler_serves_the_store() {
     assert_eq!(pulled.artifacts["intent_md"], "# Intent 19\n");
     assert!(migrated(&database).await);
 }
+
+#[tokio::test]
+async fn a_full_pooler_makes_requests_wait_for_a_connection_not_fail() {
+    let Some(database) = testing::postgres_database().await else {
+        return;
+    };
+    // Three clients at once, against a store that may open sixteen connections.
+    let Some(pooler) = Pooler::admitting(&database, PoolMode::Session, 3) else {
+        return;
+    };
+    let store = PostgresStore::connect(pooler.url(), &OpenOptions::default())
+        .await
+        .unwrap();
+    let push = |name: String| {
+        let store = &store;
+        async move {
+            let mut input = PushInput {
+                project_name: name,
+                session_id: "__blueprint__".into(),
+                ..PushInput::default()
+            };
+            input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent\n".to_owned())]);
+            let created = store.push(input.clone(), Utc::now()).await?;
+            input.project_id = Some(created.project_id);
+            input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent 2\n".to_owned())]);
+            store.push(input, Utc::now()).await?;
+            let pulled = store.pull(created.project_id, None).await?;
+            store
+                .history(created.project_id, &Default::default())
+                .await?;
+            Ok::<_, StoreError>(pulled.artifacts["intent_md"].clone())
+        }
+    };
+    let answers = futures::future::join_all((0..24).map(|i| push(format!("crowded-{i}")))).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok(text) => assert_eq!(text, "# Intent 2\n", "project {i}"),
+            Err(e) => panic!("project {i} failed: {e:?}"),
+        }
+    }
+    let opened = store.pool().size();
+    assert!(
+        opened <= 3,
+        "the pool holds {opened} connections through a pooler that admits three"
+    );
+}

@@ -288,7 +288,7 @@ async fn read_check_write(
             other => return other,
         }
     }
-    let conn = held.insert(pool.acquire().await?);
+    let conn = held.insert(super::connections::acquire(pool).await?);
     read_check_write_on(conn, batch, known).await
 }
 

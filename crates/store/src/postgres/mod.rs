@@ -3,6 +3,7 @@
 //! pushes at a time (`group_commit`); creation, legacy adoption and contended projects take the
 //! project's row lock.
 
+mod connections;
 mod group_commit;
 mod pooling;
 
@@ -596,8 +597,9 @@ impl Store for PostgresStore {
     }
 
     async fn health(&self) -> Result<String, StoreError> {
+        let mut conn = connections::acquire(&self.pool).await?;
         let version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
         Ok(version)
     }
@@ -614,7 +616,8 @@ impl Store for PostgresStore {
         };
         // Creation by name, legacy adoption, or a hot project: under the row lock.
         let hashed = rules::with_hashes(&input, self.texts.of(&input));
-        let mut tx = self.pool.begin().await?;
+        let mut conn = connections::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let (mut project, created, mut current) = Self::lock_project(&mut tx, &input, now).await?;
         if !created && project.revision == 0 && current.is_empty() {
             if let Some(session) = Self::adopt_legacy(&mut tx, &mut project, now).await? {
@@ -666,7 +669,7 @@ impl Store for PostgresStore {
                WHERE d.project_id = p.id AND d.session_id = w.sid) k \
              WHERE p.id = $1"
         );
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = connections::acquire(&self.pool).await?;
         let row = sqlx::query(&sql)
             .bind(project)
             .bind(session)
@@ -725,7 +728,7 @@ impl Store for PostgresStore {
     }
 
     async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = connections::acquire(&self.pool).await?;
         select_project(&mut conn, project, false)
             .await?
             .ok_or(StoreError::ProjectNotFound(project))
@@ -735,7 +738,8 @@ impl Store for PostgresStore {
         let sql = format!(
             "SELECT {PROJECT_COLUMNS} FROM projects p ORDER BY p.updated_at DESC NULLS LAST, p.name"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let mut conn = connections::acquire(&self.pool).await?;
+        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
         rows.iter().map(project_from_row).collect()
     }
 
@@ -744,7 +748,7 @@ impl Store for PostgresStore {
         project: Uuid,
         filter: &HistoryFilter,
     ) -> Result<HistoryPage, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = connections::acquire(&self.pool).await?;
         let rows = sqlx::query(
             "SELECT id, session_id, artifact, revision, sha256, octet_length(text)::bigint AS bytes, agent, author, pushed_at \
              FROM revisions WHERE project_id = $1 \
@@ -785,7 +789,7 @@ impl Store for PostgresStore {
     }
 
     async fn text_by_hash(&self, project: Uuid, sha256: &str) -> Result<String, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = connections::acquire(&self.pool).await?;
         let found: Option<String> = sqlx::query_scalar(
             "SELECT text FROM revisions WHERE project_id = $1 AND sha256 = $2 LIMIT 1",
         )
@@ -817,6 +821,7 @@ impl Store for PostgresStore {
         read_only: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut conn = connections::acquire(&self.pool).await?;
         let done = sqlx::query(
             "INSERT INTO gateway_tokens (name, sha256, read_only, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO NOTHING",
@@ -825,7 +830,7 @@ impl Store for PostgresStore {
         .bind(sha256)
         .bind(read_only)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::TokenExists(name.to_owned()));
@@ -834,32 +839,35 @@ impl Store for PostgresStore {
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut conn = connections::acquire(&self.pool).await?;
         let rows = sqlx::query(
             "SELECT name, read_only, created_at, revoked_at FROM gateway_tokens ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(token_from_row).collect()
     }
 
     async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut conn = connections::acquire(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE gateway_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let mut conn = connections::acquire(&self.pool).await?;
         let row = sqlx::query(
             "SELECT name, read_only, created_at, revoked_at FROM gateway_tokens \
              WHERE sha256 = $1 AND revoked_at IS NULL",
         )
         .bind(sha256)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?;
         row.as_ref().map(token_from_row).transpose()
     }

@@ -155,9 +155,10 @@ pub enum PoolMode {
     /// Each transaction gets any server connection, the most recently freed first
     /// (PgBouncer's default, Supabase's PgBouncer on port 6543).
     Transaction,
-    /// Each transaction gets any server connection, in turn, of four kept open (as Supavisor on
-    /// port 6543 takes them). PgBouncer opens the four in its upkeep after a first client came.
-    TransactionInTurn,
+    /// Each transaction gets any of `servers` server connections kept open, in turn (as
+    /// Supavisor on port 6543 takes them). PgBouncer opens them in its upkeep, once a first
+    /// client has come.
+    TransactionInTurn { servers: u32 },
 }
 
 /// A PgBouncer (Debian's `pgbouncer`) in front of the test server, as Supabase puts a pooler in
@@ -194,16 +195,16 @@ impl Pooler {
             .expect("a free port")
             .port();
         let dir = tempfile::tempdir().expect("temp dir");
-        // In turn: with four server connections kept open, so that there are turns to take.
         let (pool_mode, in_turn, kept) = match mode {
             PoolMode::Session => ("session", 0, 0),
             PoolMode::Transaction => ("transaction", 0, 0),
-            PoolMode::TransactionInTurn => ("transaction", 1, 4),
+            PoolMode::TransactionInTurn { servers } => ("transaction", 1, servers),
         };
+        let size = kept.max(4);
         let config = format!(
             "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = plain\nauth_file = {}\n\
-             pool_mode = {pool_mode}\nserver_round_robin = {in_turn}\ndefault_pool_size = 4\n\
+             pool_mode = {pool_mode}\nserver_round_robin = {in_turn}\ndefault_pool_size = {size}\n\
              min_pool_size = {kept}\nmax_client_conn = {clients}\n\
              ignore_startup_parameters = extra_float_digits,options\n",
             parts.host,

@@ -1,7 +1,8 @@
 //! The Postgres store behind a connection pooler (a real PgBouncer in front of the test
 //! server), as Supabase serves a project's database on its pooler's address: in session mode it
 //! serves; in transaction mode, where its prepared statements and settings would not stay on
-//! its connections, it refuses at once, naming the address, and makes nothing.
+//! its connections, it refuses at once, naming the address, and makes nothing. A pooler with no
+//! room for another connection makes requests wait for the store's own.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -24,20 +25,38 @@ async fn migrated(database: &str) -> bool {
     tables > 0
 }
 
+/// Connections to `direct`'s database other than its own (the pooler's server connections).
+async fn open_elsewhere(direct: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(direct)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_transaction_pooler_is_refused_before_anything_is_made() {
     let Some(database) = testing::postgres_database().await else {
         return;
     };
-    for mode in [PoolMode::Transaction, PoolMode::TransactionInTurn] {
+    let direct = sqlx::PgPool::connect(&database).await.unwrap();
+    for mode in [
+        PoolMode::Transaction,
+        PoolMode::TransactionInTurn { servers: 2 },
+        PoolMode::TransactionInTurn { servers: 4 },
+    ] {
         let Some(pooler) = Pooler::start(&database, mode) else {
             return;
         };
-        if mode == PoolMode::TransactionInTurn {
-            // So the four server connections exist before the store comes: without them there
-            // are no turns to take, and the store would meet one server connection only.
+        if let PoolMode::TransactionInTurn { servers } = mode {
+            // The turns exist only once the pooler holds its server connections: a first client
+            // makes it open them.
             let client = sqlx::PgPool::connect(pooler.url()).await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            while open_elsewhere(&direct).await < i64::from(servers) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
             client.close().await;
         }
         // Several times: the refusal must not depend on which server connection comes first.
@@ -91,6 +110,34 @@ async fn a_session_pooler_serves_the_store() {
     assert!(migrated(&database).await);
 }
 
+/// Pushes, pulls and lists the history of 24 projects at once; every one must succeed.
+async fn crowd(store: &PostgresStore) {
+    let push = |name: String| async move {
+        let mut input = PushInput {
+            project_name: name,
+            session_id: "__blueprint__".into(),
+            ..PushInput::default()
+        };
+        input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent\n".to_owned())]);
+        let created = store.push(input.clone(), Utc::now()).await?;
+        input.project_id = Some(created.project_id);
+        input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent 2\n".to_owned())]);
+        store.push(input, Utc::now()).await?;
+        let pulled = store.pull(created.project_id, None).await?;
+        store
+            .history(created.project_id, &Default::default())
+            .await?;
+        Ok::<_, StoreError>(pulled.artifacts["intent_md"].clone())
+    };
+    let answers = futures::future::join_all((0..24).map(|i| push(format!("crowded-{i}")))).await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok(text) => assert_eq!(text, "# Intent 2\n", "project {i}"),
+            Err(e) => panic!("project {i} failed: {e:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_full_pooler_makes_requests_wait_for_a_connection_not_fail() {
     let Some(database) = testing::postgres_database().await else {
@@ -103,33 +150,7 @@ async fn a_full_pooler_makes_requests_wait_for_a_connection_not_fail() {
     let store = PostgresStore::connect(pooler.url(), &OpenOptions::default())
         .await
         .unwrap();
-    let push = |name: String| {
-        let store = &store;
-        async move {
-            let mut input = PushInput {
-                project_name: name,
-                session_id: "__blueprint__".into(),
-                ..PushInput::default()
-            };
-            input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent\n".to_owned())]);
-            let created = store.push(input.clone(), Utc::now()).await?;
-            input.project_id = Some(created.project_id);
-            input.artifacts = BTreeMap::from([("intent_md".to_owned(), "# Intent 2\n".to_owned())]);
-            store.push(input, Utc::now()).await?;
-            let pulled = store.pull(created.project_id, None).await?;
-            store
-                .history(created.project_id, &Default::default())
-                .await?;
-            Ok::<_, StoreError>(pulled.artifacts["intent_md"].clone())
-        }
-    };
-    let answers = futures::future::join_all((0..24).map(|i| push(format!("crowded-{i}")))).await;
-    for (i, answer) in answers.into_iter().enumerate() {
-        match answer {
-            Ok(text) => assert_eq!(text, "# Intent 2\n", "project {i}"),
-            Err(e) => panic!("project {i} failed: {e:?}"),
-        }
-    }
+    crowd(&store).await;
     let opened = store.pool().size();
     assert!(
         opened <= 3,

@@ -1,5 +1,5 @@
-//! Taking a connection from the pool when the server, or a pooler in front of it, has no room
-//! for another: Supabase's session pooler admits as many clients as its pool size (15 on the
+//! Taking a connection from the pool when a pooler in front of the server has no room for
+//! another: Supabase's session pooler admits as many clients as its pool size (15 on the
 //! smallest compute), PgBouncer refuses past `max_client_conn`. The pool then opens fewer
 //! connections than it may, and a request waits for one of them to come free instead of failing
 //! at once with "store unavailable".
@@ -24,8 +24,7 @@ pub(super) async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, S
     loop {
         match pool.acquire().await {
             Ok(conn) => return Ok(conn),
-            // Each try takes a connection that came free, or opens one if the server now
-            // has room.
+            // Each try takes a connection that came free, or opens one if there is room now.
             Err(e) if no_room(&e) && Instant::now() + pause < deadline => {
                 tracing::debug!(error = %e, "no room for another database connection; waiting");
                 tokio::time::sleep(pause).await;
@@ -41,14 +40,12 @@ fn no_room(e: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;
     };
-    // Postgres's too_many_connections (sqlx itself retries it while connecting), PgBouncer's
-    // "no more connections allowed (max_client_conn)", Supavisor's "Max client connections
-    // reached" / "max clients reached": the poolers answer with codes that also mean other
-    // things, so they are told by their words.
+    // PgBouncer's "no more connections allowed (max_client_conn)", Supavisor's "Max client
+    // connections reached" / "max clients reached": the poolers answer with codes that also
+    // mean other things, so they are told by their words. Postgres's own too_many_connections
+    // never gets here: sqlx retries opening the connection until the pool's timeout.
     let message = db.message().to_ascii_lowercase();
-    db.code().as_deref() == Some("53300")
-        || message.contains("max_client_conn")
-        || message.contains("max client")
+    message.contains("max_client_conn") || message.contains("max client")
 }
 
 #[cfg(test)]
@@ -97,7 +94,6 @@ mod tests {
     #[test]
     fn a_full_server_or_pooler_is_told_from_other_refusals() {
         for (code, message) in [
-            ("53300", "sorry, too many clients already"),
             ("08P01", "no more connections allowed (max_client_conn)"),
             ("XX000", "Max client connections reached"),
             (

@@ -12,11 +12,10 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-/// How many times each connection uses the probe's statement. A pooler that gives the most
-/// recently freed server connection out first (PgBouncer) shows itself on the first try, one
-/// that takes turns (Supavisor) on the first or second; more only costs a direct connection
-/// round trips at start.
-const TRIES: usize = 3;
+/// Rounds of the probe (see `refuse_transaction_pooler`). One shows a pooler that gives out the
+/// most recently freed server connection first (PgBouncer), or takes them in turn (Supavisor),
+/// however many it has; the second is for other clients' transactions landing in between.
+const ROUNDS: usize = 2;
 
 /// Postgres's code for "prepared statement … does not exist".
 const NO_SUCH_STATEMENT: &str = "26000";
@@ -25,9 +24,14 @@ const NO_SUCH_STATEMENT: &str = "26000";
 /// [`StoreError::TransactionPooler`]. `first` is an open connection to `target`; a second is
 /// opened beside it. Both are closed before this returns.
 ///
-/// `first` prepares a statement by name, then each connection runs it in turn. On a connection
-/// of its own (direct, or a pooler in session mode) only `first` knows the statement, every
-/// time; behind a transaction pooler the other connection can run it, or `first` loses it.
+/// `first` prepares a statement by name; then, each round, the other connection runs it once and
+/// `first` twice. On a connection of its own (direct, or a pooler in session mode) only `first`
+/// knows the statement, every time; behind a transaction pooler the other connection can run it,
+/// or `first` loses it. Counting the prepare as transaction 0, a pooler that hands out the most
+/// recently freed server connection gives the other connection that of transaction 0 in
+/// transaction 1; one that takes n server connections in turn gives `first` another than that
+/// of transaction 0 in transaction 2 (n > 2) or 3 (n = 2). (Running them alternately missed
+/// two server connections taken in turn: `first` always came back to its own.)
 pub(super) async fn refuse_transaction_pooler(
     mut first: PgConnection,
     target: &PgConnectOptions,
@@ -40,8 +44,11 @@ pub(super) async fn refuse_transaction_pooler(
         .await?;
     let run = format!("EXECUTE {name}");
     let mut shared = false;
-    for _ in 0..TRIES {
-        if ran(&mut second, &run).await? || !ran(&mut first, &run).await? {
+    for _ in 0..ROUNDS {
+        if ran(&mut second, &run).await?
+            || !ran(&mut first, &run).await?
+            || !ran(&mut first, &run).await?
+        {
             shared = true;
             break;
         }

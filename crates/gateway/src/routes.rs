@@ -1,4 +1,8 @@
 //! The handlers: each parses, calls the store, and maps the answer.
+//!
+//! A handler's error is logged at INFO: most are the client's (a stale base, an unknown id), and
+//! a conflict is the protocol working. Faults of the gateway or its database are logged at WARN
+//! or ERROR, with their cause, where `error.rs` maps them to a status.
 
 use std::time::Duration;
 
@@ -53,7 +57,7 @@ fn push_message(outcome: &PushOutcome, details: bool) -> String {
     }
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn push(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -106,7 +110,7 @@ async fn push(
     }))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn pull(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PullRequest>,
@@ -128,7 +132,7 @@ async fn pull(
     }))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -148,7 +152,7 @@ async fn status(
     }))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn projects(State(state): State<AppState>) -> Result<Json<ProjectsResponse>, ApiError> {
     let projects: Vec<ProjectSummary> = state
         .store
@@ -205,7 +209,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRespon
     (code, Json(body))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -243,7 +247,7 @@ async fn history(
     }))
 }
 
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "info"))]
 async fn text_by_hash(
     State(state): State<AppState>,
     Path((id, hash)): Path<(String, String)>,

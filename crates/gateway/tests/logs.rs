@@ -1,0 +1,109 @@
+//! The gateway's own log (`--log-json`), as an operator reads it: one JSON object a line, each
+//! request's lines carrying the request id its answer names, a client's mistakes and conflicts
+//! not reported as the gateway's errors, and no document text or token in it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use idse_protocol::content_hash;
+use serde_json::{json, Value};
+
+/// The `x-request-id` of an answer, and the answer's status.
+async fn send(req: reqwest::RequestBuilder) -> (u16, String) {
+    let res = req.send().await.unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    (res.status().as_u16(), id)
+}
+
+/// The log lines of request `id`.
+fn lines_of<'a>(log: &'a [Value], id: &str) -> Vec<&'a Value> {
+    log.iter()
+        .filter(|line| {
+            line["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == id))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let mut command =
+        common::gateway_command(&dir.path().join("g.sqlite3"), &["--log-json".as_ref()]);
+    command.env("RUST_LOG", "info").stderr(stderr);
+    let mut child = command.spawn().unwrap();
+    let url = {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        first.strip_prefix("listening on ").unwrap().to_owned()
+    };
+    let http = reqwest::Client::new();
+    let secret_text = format!("# Intent\n\nnot for the log {}\n", uuid::Uuid::new_v4());
+    let token = format!("idse_{}", uuid::Uuid::new_v4().simple());
+
+    let created: Value = http
+        .post(format!("{url}/sync/push"))
+        .bearer_auth(&token)
+        .json(&json!({"project_name": "logged", "artifacts": {"intent_md": secret_text}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = created["project_id"].as_str().unwrap().to_owned();
+    let (missing, missing_id) = send(
+        http.post(format!("{url}/sync/pull"))
+            .json(&json!({"project_id": uuid::Uuid::new_v4()})),
+    )
+    .await;
+    assert_eq!(missing, 404);
+    let (stale, stale_id) = send(http.post(format!("{url}/sync/push")).json(&json!({
+        "project_id": project,
+        "project_name": "logged",
+        "artifacts": {"intent_md": format!("{secret_text}mine\n")},
+        "base": {"intent_md": content_hash("# an older intent\n")},
+    })))
+    .await;
+    assert_eq!(stale, 409);
+    let (broken, _) = send(
+        http.post(format!("{url}/sync/push"))
+            .header("content-type", "application/json")
+            .body("{\"project_name\": "),
+    )
+    .await;
+    assert_eq!(broken, 400);
+    child.kill().await.unwrap();
+
+    let text = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    let log: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        log.iter()
+            .any(|l| l["fields"]["message"] == "push accepted"),
+        "{text}"
+    );
+    for (id, code) in [(&missing_id, "not_found"), (&stale_id, "conflict")] {
+        let lines = lines_of(&log, id);
+        assert!(
+            lines.iter().any(|l| l["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(code))),
+            "no line of request {id} names {code}: {text}"
+        );
+    }
+    // A client's mistake or a conflict is not a fault of the gateway's.
+    for line in &log {
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
+    assert!(
+        !text.contains("not for the log"),
+        "a document text is logged"
+    );
+    assert!(!text.contains(&token), "a token is logged");
+}

@@ -31,7 +31,7 @@ struct Args {
     /// Largest text of one stage, in bytes.
     #[arg(long, env = "IDSE_MAX_ARTIFACT_BYTES", default_value_t = 1024 * 1024)]
     max_artifact_bytes: usize,
-    /// Database connections (Postgres) or readers (SQLite).
+    /// Database connections (Postgres: at least 3) or readers (SQLite).
     #[arg(long, default_value_t = 16)]
     max_connections: u32,
     /// SQLite: fsync on every commit, so a power cut loses nothing answered 200.

@@ -33,27 +33,18 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     let mut command =
         common::gateway_command(&dir.path().join("g.sqlite3"), &["--log-json".as_ref()]);
     command.env("RUST_LOG", "info").stderr(stderr);
-    let mut child = command.spawn().unwrap();
-    let url = {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        first.strip_prefix("listening on ").unwrap().to_owned()
-    };
+    let (mut child, url) = common::start(command).await;
     let http = reqwest::Client::new();
     let secret_text = format!("# Intent\n\nnot for the log {}\n", uuid::Uuid::new_v4());
     let token = format!("idse_{}", uuid::Uuid::new_v4().simple());
 
-    let created: Value = http
-        .post(format!("{url}/sync/push"))
-        .bearer_auth(&token)
-        .json(&json!({"project_name": "logged", "artifacts": {"intent_md": secret_text}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (code, created) = common::answer(
+        http.post(format!("{url}/sync/push"))
+            .bearer_auth(&token)
+            .json(&json!({"project_name": "logged", "artifacts": {"intent_md": secret_text}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{created}");
     let project = created["project_id"].as_str().unwrap().to_owned();
     let (missing, missing_id) = send(
         http.post(format!("{url}/sync/pull"))

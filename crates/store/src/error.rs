@@ -32,6 +32,9 @@ pub enum StoreError {
     /// connections; the store needs connections of its own. Holds the pooler's `host:port`.
     #[error("the database at {0} is reached through a connection pooler in transaction mode (such as Supabase's on port 6543), which does not keep a connection's prepared statements and settings from one transaction to the next; use the pooler's session mode (on Supabase, the same pooler address on port 5432) or a direct connection")]
     TransactionPooler(String),
+    /// Fewer Postgres connections allowed than the store needs (the number it needs).
+    #[error("the gateway needs at least {0} connections to Postgres (two write pushes in batches, the others serve reads and new projects); raise --max-connections")]
+    TooFewConnections(u32),
     #[error("the database schema could not be brought up to date")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

@@ -157,3 +157,29 @@ async fn a_full_pooler_makes_requests_wait_for_a_connection_not_fail() {
         "the pool holds {opened} connections through a pooler that admits three"
     );
 }
+
+#[tokio::test]
+async fn too_few_connections_are_refused_before_any_is_opened() {
+    // Nothing listens on port 1: a store that tried to connect would fail otherwise.
+    let nowhere = "postgres://someone:pw@127.0.0.1:1/agency";
+    let few = OpenOptions {
+        max_connections: 2,
+        ..OpenOptions::default()
+    };
+    let refused = PostgresStore::connect(nowhere, &few).await;
+    assert!(
+        matches!(refused, Err(StoreError::TooFewConnections(3))),
+        "{refused:?}"
+    );
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("--max-connections"), "{message}");
+    let enough = OpenOptions {
+        max_connections: 3,
+        ..OpenOptions::default()
+    };
+    let unreachable = PostgresStore::connect(nowhere, &enough).await;
+    assert!(
+        matches!(unreachable, Err(StoreError::Unavailable(_))),
+        "{unreachable:?}"
+    );
+}

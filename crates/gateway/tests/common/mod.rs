@@ -172,7 +172,13 @@ pub async fn spawn_gateway_with(
     db: &std::path::Path,
     more: &[&std::ffi::OsStr],
 ) -> (Child, String) {
-    let mut child = gateway_command(db, more).spawn().unwrap();
+    start(gateway_command(db, more)).await
+}
+
+/// Spawns `command` (see [`gateway_command`]); answers the process and its URL, read from its
+/// first line.
+pub async fn start(mut command: Command) -> (Child, String) {
+    let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await

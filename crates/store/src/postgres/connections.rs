@@ -35,8 +35,8 @@ pub(super) async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, S
     }
 }
 
-/// Whether opening a connection failed only because the server or its pooler is full.
-fn no_room(e: &sqlx::Error) -> bool {
+/// Whether opening a connection failed only because the pooler in front of the server is full.
+pub(super) fn no_room(e: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = e else {
         return false;
     };

@@ -24,7 +24,8 @@ use crate::{PostgresStore, PushInput, PushOutcome, StoreError};
 const MAX_BATCH: usize = 64;
 
 /// Batches in flight at once: while one waits for its WAL flush, the next is read and checked.
-const WORKERS: usize = 2;
+/// Each worker keeps a connection of the pool for itself.
+pub(super) const WORKERS: usize = 2;
 
 /// Tries of a push that keeps losing its compare-and-swap to concurrent pushes (of another
 /// gateway, or the row-locked path) before it takes the project's row lock instead.

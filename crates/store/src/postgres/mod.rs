@@ -231,6 +231,11 @@ const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md,
 impl PostgresStore {
     /// Connects and brings the schema up to date; only ever adds tables, columns and indexes.
     pub async fn connect(url: &str, options: &OpenOptions) -> Result<Self, StoreError> {
+        // The batch writers keep theirs; reads and new projects need one more at least.
+        let needed = u32::try_from(group_commit::WORKERS + 1).unwrap_or(u32::MAX);
+        if options.max_connections < needed {
+            return Err(StoreError::TooFewConnections(needed));
+        }
         let mut target: PgConnectOptions = url.parse()?;
         // So an operator can tell the gateway's connections apart in `pg_stat_activity`.
         if target.get_application_name().is_none() {
@@ -254,7 +259,7 @@ impl PostgresStore {
             }
         }
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
+            .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .after_connect(|conn, _| {
                 Box::pin(async move {

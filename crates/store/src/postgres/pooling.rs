@@ -3,13 +3,14 @@
 //! any of its server connections, so the prepared statements and session settings the store
 //! keeps per connection would turn up on other clients' connections or vanish from its own.
 //! Left undetected, that fails later and at random ("prepared statement sqlx_s_1 already
-//! exists"), or hangs the next start on the migrations' session lock left on a shared server
-//! connection.
+//! exists" or "… does not exist"), and the migrations' session lock could be released on
+//! another server connection than the one that took it, and so stay held.
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
+use super::connections;
 use crate::StoreError;
 
 /// Rounds of the probe (see `refuse_transaction_pooler`). One shows a pooler that gives out the
@@ -36,7 +37,16 @@ pub(super) async fn refuse_transaction_pooler(
     mut first: PgConnection,
     target: &PgConnectOptions,
 ) -> Result<(), StoreError> {
-    let mut second = PgConnection::connect_with(target).await?;
+    let mut second = match PgConnection::connect_with(target).await {
+        Ok(second) => second,
+        // A pooler that admits this one client only cannot be told apart; the store then
+        // meets the limit itself (see `connections`).
+        Err(e) if connections::no_room(&e) => {
+            let _ = first.close().await;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let name = format!("idse_probe_{}", Uuid::new_v4().simple());
     // Plain SQL over the simple protocol: the probe itself prepares nothing of the driver's.
     first

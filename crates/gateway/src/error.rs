@@ -121,6 +121,15 @@ impl From<StoreError> for ApiError {
                     "Try again shortly. If it persists, check the database server the gateway is configured with (GET /sync/health).",
                 )
             }
+            StoreError::Busy(source) => {
+                tracing::warn!(error = %source, "a row stayed locked by another database session");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_busy",
+                    "The project is locked in the gateway's database by another session; nothing was changed.",
+                    "Try again shortly. If it persists, ask the gateway's operator to look for a long-running transaction on its database (pg_stat_activity).",
+                )
+            }
             StoreError::Full(source) => {
                 tracing::error!(error = %source, "the database's disk is full");
                 Self::new(
@@ -159,16 +168,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_database_is_told_apart_from_one_that_is_down() {
+    fn a_full_busy_or_down_database_is_told_apart() {
         let full = ApiError::from(StoreError::Full("disk I/O: No space left on device".into()));
         assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
         assert_eq!(full.code, "store_full");
         let down = ApiError::from(StoreError::Unavailable("connection refused".into()));
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
-        for e in [full, down] {
+        assert_eq!(down.code, "store_unavailable");
+        let busy = ApiError::from(StoreError::Busy(
+            "canceling statement due to lock timeout".into(),
+        ));
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.code, "store_busy");
+        for e in [full, down, busy] {
             let said = format!("{} {}", e.message, e.detail);
             assert!(
-                !said.contains("No space") && !said.contains("refused"),
+                !said.contains("No space")
+                    && !said.contains("refused")
+                    && !said.contains("canceling"),
                 "{said}"
             );
             assert!(

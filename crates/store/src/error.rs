@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The database's disk (or quota) is full: reads go on, writes fail until there is room.
     #[error("the database has no room left to write")]
     Full(#[source] BoxError),
+    /// A row the write needs stayed locked by another database session past the lock timeout.
+    #[error("a row the write needs is locked by another database session")]
+    Busy(#[source] BoxError),
     #[error("the database failed")]
     Backend(#[source] BoxError),
     #[error("the database holds data this gateway cannot read: {0}")]
@@ -46,6 +49,10 @@ impl From<sqlx::Error> for StoreError {
             if db.code().is_some_and(|c| c == "53100" || c == "13"));
         if full {
             return StoreError::Full(Box::new(e));
+        }
+        // Postgres: lock_not_available, as `lock_timeout` ends a wait.
+        if matches!(&e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "55P03")) {
+            return StoreError::Busy(Box::new(e));
         }
         let down = match &e {
             sqlx::Error::Io(_)

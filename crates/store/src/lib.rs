@@ -104,6 +104,10 @@ pub struct OpenOptions {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store counts as unavailable.
     pub acquire_timeout: std::time::Duration,
+    /// Postgres only: how long a write waits for a row another database session has locked
+    /// before it gives up with [`StoreError::Busy`], so one forgotten transaction (say in a
+    /// `psql` left open) cannot hold every push behind it.
+    pub lock_timeout: std::time::Duration,
     /// SQLite only: fsync every commit (`FULL`) rather than at checkpoints (`NORMAL`, which still
     /// survives a killed process; only a power cut can lose the last commits).
     pub sqlite_full_sync: bool,
@@ -114,6 +118,7 @@ impl Default for OpenOptions {
         Self {
             max_connections: 16,
             acquire_timeout: std::time::Duration::from_secs(3),
+            lock_timeout: std::time::Duration::from_secs(5),
             sqlite_full_sync: false,
         }
     }

@@ -258,11 +258,19 @@ impl PostgresStore {
                 ))
             }
         }
+        let lock_timeout = format!(
+            "SET lock_timeout = {}",
+            options.lock_timeout.as_millis().max(1)
+        );
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
+                let lock_timeout = lock_timeout.clone();
                 Box::pin(async move {
+                    // A write that meets a row locked by another session gives up (`Busy`)
+                    // instead of holding its batch, and every push behind it, indefinitely.
+                    conn.execute(lock_timeout.as_str()).await?;
                     // lz4 compresses stage texts several times faster than the default pglz;
                     // a session setting, so no column of a team's table is altered. Servers
                     // built without lz4 refuse it and keep their default.

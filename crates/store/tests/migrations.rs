@@ -152,3 +152,96 @@ async fn reopening_sqlite_keeps_data() {
         "kept"
     );
 }
+
+#[tokio::test]
+async fn the_gateways_tables_are_closed_to_other_roles_that_were_granted_them() {
+    let Some(url) = testing::postgres_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url, &OpenOptions::default())
+        .await
+        .unwrap();
+    let mut input = PushInput {
+        project_name: "private".into(),
+        session_id: "__blueprint__".into(),
+        ..PushInput::default()
+    };
+    input.artifacts = [("intent_md".to_owned(), "# Not for anon\n".to_owned())].into();
+    let id = store.push(input, Utc::now()).await.unwrap().project_id;
+
+    // As Supabase sets up `anon`: a role granted everything in `public`.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let role = format!("idse_t_anon_{}", uuid::Uuid::new_v4().simple());
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'anon'"),
+        format!("GRANT CONNECT ON DATABASE {name} TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.unwrap();
+    }
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, address) = rest.rsplit_once('@').unwrap();
+    let anon = sqlx::PgPool::connect(&format!("{scheme}://{role}:anon@{address}"))
+        .await
+        .unwrap();
+    for table in [
+        "revisions",
+        "documents",
+        "project_sessions",
+        "gateway_tokens",
+        "_sqlx_migrations",
+    ] {
+        let seen: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&anon)
+            .await
+            .unwrap();
+        assert_eq!(seen, 0, "{role} reads {table}");
+    }
+    let written = sqlx::query(
+        "INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text) \
+         VALUES ($1, '__blueprint__', 'intent_md', 9, 'x', 'forged')",
+    )
+    .bind(id)
+    .execute(&anon)
+    .await;
+    assert!(written.is_err(), "{role} wrote into the history");
+    // Run by a role that does not own the tables (a gateway started as another role than the
+    // one that created them), the migration warns and leaves them as they are: only an owner
+    // may change them, and it would shut that role out.
+    sqlx::raw_sql(include_str!(
+        "../migrations/postgres/0005_row_level_security.sql"
+    ))
+    .execute(&anon)
+    .await
+    .unwrap();
+    anon.close().await;
+
+    // The gateway itself is unaffected, and its store opens again.
+    let again = PostgresStore::connect(&url, &OpenOptions::default())
+        .await
+        .unwrap();
+    let pulled = again.pull(id, None).await.unwrap();
+    assert_eq!(pulled.artifacts["intent_md"], "# Not for anon\n");
+    assert_eq!(
+        store
+            .history(id, &Default::default())
+            .await
+            .unwrap()
+            .revisions
+            .len(),
+        1
+    );
+    for sql in [
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"),
+        format!("REVOKE ALL ON SCHEMA public FROM {role}"),
+        format!("REVOKE ALL ON DATABASE {name} FROM {role}"),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.unwrap();
+    }
+}

@@ -247,7 +247,10 @@ impl PostgresStore {
             .await
         {
             // Before the pool and the migrations make anything on the server's connections.
-            Ok(first) => pooling::refuse_transaction_pooler(first?, &target).await?,
+            Ok(first) => {
+                pooling::refuse_transaction_pooler(first?, &target, options.acquire_timeout)
+                    .await?;
+            }
             Err(_) => {
                 return Err(StoreError::Unavailable(
                     format!(

@@ -6,6 +6,8 @@
 //! exists" or "… does not exist"), and the migrations' session lock could be released on
 //! another server connection than the one that took it, and so stay held.
 
+use std::time::Duration;
+
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 use uuid::Uuid;
@@ -23,7 +25,7 @@ const NO_SUCH_STATEMENT: &str = "26000";
 
 /// Refuses a server reached through a pooler in transaction (or statement) mode, with
 /// [`StoreError::TransactionPooler`]. `first` is an open connection to `target`; a second is
-/// opened beside it. Both are closed before this returns.
+/// opened beside it, within `patience`. Both are closed before this returns.
 ///
 /// `first` prepares a statement by name; then, each round, the other connection runs it once and
 /// `first` twice. On a connection of its own (direct, or a pooler in session mode) only `first`
@@ -36,8 +38,10 @@ const NO_SUCH_STATEMENT: &str = "26000";
 pub(super) async fn refuse_transaction_pooler(
     mut first: PgConnection,
     target: &PgConnectOptions,
+    patience: Duration,
 ) -> Result<(), StoreError> {
-    let mut second = match PgConnection::connect_with(target).await {
+    let second = tokio::time::timeout(patience, PgConnection::connect_with(target)).await;
+    let mut second = match second.unwrap_or(Err(sqlx::Error::PoolTimedOut)) {
         Ok(second) => second,
         // A pooler that admits this one client only cannot be told apart; the store then
         // meets the limit itself (see `connections`).

@@ -147,6 +147,16 @@ pub async fn open(backend: Backend) -> Option<TestStore> {
     }
 }
 
+/// The test URL `url` logged in as `user` with `password` (a role a test made).
+pub fn with_login(url: &str, user: &str, password: &str) -> String {
+    UrlParts {
+        user,
+        password,
+        ..UrlParts::of(url)
+    }
+    .to_url()
+}
+
 /// How a [`Pooler`] hands out the test server's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolMode {
@@ -238,7 +248,12 @@ impl Pooler {
         }
         Some(Self {
             child,
-            url: parts.with_address("127.0.0.1", port),
+            url: UrlParts {
+                host: "127.0.0.1",
+                port,
+                ..parts
+            }
+            .to_url(),
             port,
             _dir: dir,
         })
@@ -305,8 +320,15 @@ impl<'a> UrlParts<'a> {
         }
     }
 
-    fn with_address(&self, host: &str, port: u16) -> String {
-        let (scheme, user, password, rest) = (self.scheme, self.user, self.password, self.rest);
+    fn to_url(&self) -> String {
+        let Self {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            rest,
+        } = self;
         format!("{scheme}://{user}:{password}@{host}:{port}{rest}")
     }
 }

@@ -184,9 +184,7 @@ async fn the_gateways_tables_are_closed_to_other_roles_that_were_granted_them() 
     ] {
         sqlx::query(&sql).execute(&admin).await.unwrap();
     }
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (_, address) = rest.rsplit_once('@').unwrap();
-    let anon = sqlx::PgPool::connect(&format!("{scheme}://{role}:anon@{address}"))
+    let anon = sqlx::PgPool::connect(&testing::with_login(&url, &role, "anon"))
         .await
         .unwrap();
     for table in [

@@ -82,6 +82,53 @@ fn is_untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
     wrapped || e.source().is_some_and(is_untrusted_certificate)
 }
 
+/// Whether `url` names this machine (`localhost`, `127.0.0.0/8`, `::1`); an unparsable URL
+/// counts as remote, and fails when it is used.
+fn is_loopback(url: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for url in [
+            "http://127.0.0.1:8000",
+            "http://127.1.2.3/",
+            "http://localhost:8000",
+            "https://LocalHost",
+            "http://app.localhost:80",
+            "http://[::1]:8000",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://gateway.example.com",
+            "http://10.0.0.2:8000",
+            "http://[2001:db8::1]:8000",
+            "http://localhost.example.com",
+            "not a url",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+}
+
 /// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -91,11 +138,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Offline must fail fast: a connection gets 3 s, a whole request 60 s.
+    /// Offline must fail fast: a connection gets 3 s, a whole request 60 s. Answers are asked
+    /// for compressed (zstd or gzip) unless the gateway is on this machine, where compressing
+    /// costs more time than the bytes it saves.
     pub fn new(url: &str, token: Option<String>) -> Self {
+        let compressed = !is_loopback(url);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60))
+            .gzip(compressed)
+            .zstd(compressed)
             .build()
             .unwrap_or_default();
         Self {

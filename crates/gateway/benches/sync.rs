@@ -41,6 +41,9 @@ enum Op {
     /// All seven texts sent and changed.
     PushAllChanged,
     Pull,
+    /// A pull whose answer comes compressed, as the CLI and the app ask a gateway on another
+    /// machine (on loopback they do not, as in `Pull`).
+    PullCompressed,
     /// `GET` of a path with no route: HTTP on loopback and the gateway's layers, no store.
     Floor,
     /// `GET /sync/health`: one store round trip.
@@ -129,8 +132,8 @@ struct PushBody<'a> {
 
 impl Client {
     /// `trust`: the PEM of the authority of a gateway served over HTTPS.
-    async fn new(url: &str, id: usize, run: &str, trust: Option<&str>) -> Self {
-        let mut http = reqwest::Client::builder();
+    async fn new(url: &str, id: usize, run: &str, trust: Option<&str>, compressed: bool) -> Self {
+        let mut http = reqwest::Client::builder().gzip(compressed).zstd(compressed);
         if let Some(pem) = trust {
             http =
                 http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
@@ -166,7 +169,7 @@ impl Client {
             .map(|_| match op {
                 Op::Floor => ("/sync/none", Bytes::new()),
                 Op::Health => ("/sync/health", Bytes::new()),
-                Op::Pull => (
+                Op::Pull | Op::PullCompressed => (
                     "/sync/pull",
                     Bytes::from(json!({"project_id": self.project_id}).to_string()),
                 ),
@@ -241,7 +244,7 @@ async fn measure(
 ) -> Figures {
     let mut set = Vec::new();
     for c in 0..clients {
-        let mut client = Client::new(url, c, run, trust).await;
+        let mut client = Client::new(url, c, run, trust, op == Op::PullCompressed).await;
         for (path, body) in client.bodies(op, 10) {
             client.send(path, body).await;
         }
@@ -376,6 +379,7 @@ async fn main() {
             (Op::PushOneChanged, "push (1 of 7 changed)"),
             (Op::PushAllChanged, "push (7 of 7 changed)"),
             (Op::Pull, "pull"),
+            (Op::PullCompressed, "pull, compressed (zstd)"),
         ] {
             // IDSE_BENCH_OPS=push,pull limits the run to operations whose name starts so.
             if let Ok(only) = std::env::var("IDSE_BENCH_OPS") {

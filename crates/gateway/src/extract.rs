@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
+use crate::compression::Coding;
 use crate::input::Limits;
 use crate::{ApiError, AppState};
 
@@ -25,44 +26,45 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// Reads `/mcp` request bodies before rmcp does, so that one too large, compressed, or that
-/// stops arriving gets the same `{code, message}` answer as on every other route (rmcp answers
-/// a body that stops arriving with a plain-text 500 that quotes the internal error).
+/// Reads `/mcp` request bodies before rmcp does, so that one too large, compressed in a way the
+/// gateway does not take, or that stops arriving gets the same `{code, message}` answer as on
+/// every other route (rmcp answers a body that stops arriving with a plain-text 500 that quotes
+/// the internal error). rmcp gets the body uncompressed.
 pub(crate) async fn whole_body(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let bytes = read_body(&parts.headers, body, &state.limits).await?;
+    parts.headers.remove(axum::http::header::CONTENT_ENCODING);
+    parts
+        .headers
+        .insert(axum::http::header::CONTENT_LENGTH, bytes.len().into());
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await)
 }
 
-/// Reads a whole request body, up to the gateway's size limit; each way it can fail is a
-/// sentence that says what to fix.
-async fn read_body(
+/// Reads a whole request body, up to the gateway's size limit, and uncompresses it if it came
+/// compressed (gzip or zstd); each way it can fail is a sentence that says what to fix. The limit
+/// holds for the body as sent and again for it uncompressed, so a small body that inflates to
+/// gigabytes is refused after reading one byte past the limit.
+async fn read_body(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+    let coding = Coding::of_body(headers)?;
+    let sent = read_sent(headers, body, limits).await?;
+    match coding {
+        None => Ok(sent),
+        Some(coding) => coding.unpack(&sent, limits.max_body_bytes),
+    }
+}
+
+/// Reads a request body as it was sent, up to the gateway's size limit.
+async fn read_sent(
     headers: &HeaderMap,
     mut body: Body,
     limits: &Limits,
 ) -> Result<Bytes, ApiError> {
-    if let Some(encoding) = headers
-        .get(axum::http::header::CONTENT_ENCODING)
-        .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
-    {
-        // Read as it is, a gzipped body would be explained as "not valid JSON".
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
-            format!(
-                "The request body is compressed (Content-Encoding: {}), which the gateway does \
-                 not take.",
-                String::from_utf8_lossy(encoding.as_bytes())
-            ),
-            "Send the JSON body uncompressed, without a Content-Encoding header.",
-        ));
-    }
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

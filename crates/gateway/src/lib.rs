@@ -2,6 +2,7 @@
 //! an `idse_store::Store` (SQLite embedded, Postgres for teams).
 
 mod auth;
+mod compression;
 mod error;
 mod extract;
 mod input;
@@ -114,6 +115,7 @@ pub fn app_with(
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
+        .layer(compression::answers())
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

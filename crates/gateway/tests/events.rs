@@ -39,6 +39,9 @@ async fn subscribers_hear_each_accepted_push() {
         .unwrap();
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    // The client asked for compression (reqwest's default here), but a compressor would hold
+    // each event back until its buffer filled.
+    assert!(stream.headers().get("content-encoding").is_none());
     let mut buf = String::new();
 
     let (code, pushed) = gw

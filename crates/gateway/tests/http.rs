@@ -477,15 +477,22 @@ async fn bad_input_is_refused_and_writes_nothing(gw: &TestGateway) {
         );
         assert_sentence(&answer);
     }
-    // Bodies the list above cannot send: a compressed one is named as such, not explained as
-    // broken JSON; one three times the limit, sent whole without waiting for a go-ahead (as
-    // Python's clients do), still gets its 413, not a broken pipe.
+    // Bodies the list above cannot send: one compressed in a way the gateway does not take, or
+    // not as its header says, is named as such, not explained as broken JSON; one three times
+    // the limit, sent whole without waiting for a go-ahead (as Python's clients do), still gets
+    // its 413, not a broken pipe.
     for (encoding, body, status, code) in [
         (
-            Some("gzip"),
+            Some("br"),
             b"\x1f\x8b\x08\x00".to_vec(),
             415,
             "unsupported_encoding",
+        ),
+        (
+            Some("gzip"),
+            b"\x1f\x8b\x08\x00".to_vec(),
+            400,
+            "invalid_compression",
         ),
         (None, vec![b' '; 30 << 20], 413, "payload_too_large"),
     ] {

@@ -176,10 +176,17 @@ async fn mcp_bodies_get_the_gateway_answers() {
         "{answer}"
     );
 
-    let (code, text) = send(init("probe".into()), Some("gzip")).await;
+    let (code, text) = send(init("probe".into()), Some("br")).await;
     assert_eq!(code, 415, "{text}");
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(answer["error"], "unsupported_encoding", "{answer}");
+
+    // Compressed as the gateway takes, rmcp gets the body uncompressed.
+    let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzipped, &init("gzipped".into())).unwrap();
+    let (code, text) = send(gzipped.finish().unwrap(), Some("gzip")).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("serverInfo"), "{text}");
 
     let (code, text) = send(init("x".repeat(3000)), None).await;
     assert_eq!(code, 200, "{text}");

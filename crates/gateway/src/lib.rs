@@ -116,6 +116,7 @@ pub fn app_with(
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
         .layer(compression::answers())
+        .layer(axum::middleware::from_fn(error::log_refusals))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -1,7 +1,8 @@
 //! The handlers: each parses, calls the store, and maps the answer.
 //!
-//! A handler's error is logged at INFO: most are the client's (a stale base, an unknown id), and
-//! a conflict is the protocol working. Faults of the gateway or its database are logged at WARN
+//! A handler's error is logged at DEBUG: every 4xx answer, from a handler or not, gets its INFO
+//! line from `error::log_refusals` (most are the client's: a stale base, an unknown id; a
+//! conflict is the protocol working). Faults of the gateway or its database are logged at WARN
 //! or ERROR, with their cause, where `error.rs` maps them to a status.
 
 use std::time::Duration;
@@ -57,7 +58,7 @@ fn push_message(outcome: &PushOutcome, details: bool) -> String {
     }
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn push(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -110,7 +111,7 @@ async fn push(
     }))
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn pull(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PullRequest>,
@@ -132,7 +133,7 @@ async fn pull(
     }))
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -152,7 +153,7 @@ async fn status(
     }))
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn projects(State(state): State<AppState>) -> Result<Json<ProjectsResponse>, ApiError> {
     let projects: Vec<ProjectSummary> = state
         .store
@@ -209,7 +210,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRespon
     (code, Json(body))
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn history(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -247,7 +248,7 @@ async fn history(
     }))
 }
 
-#[tracing::instrument(skip_all, err(level = "info"))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 async fn text_by_hash(
     State(state): State<AppState>,
     Path((id, hash)): Path<(String, String)>,

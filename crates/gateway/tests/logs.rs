@@ -30,8 +30,17 @@ fn lines_of<'a>(log: &'a [Value], id: &str) -> Vec<&'a Value> {
 async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut command =
-        common::gateway_command(&dir.path().join("g.sqlite3"), &["--log-json".as_ref()]);
+    let db = dir.path().join("g.sqlite3");
+    let mut command = common::gateway_command(
+        &db,
+        &[
+            "--log-json".as_ref(),
+            "--max-body-bytes".as_ref(),
+            "65536".as_ref(),
+            "--max-artifact-bytes".as_ref(),
+            "32768".as_ref(),
+        ],
+    );
     command.env("RUST_LOG", "info").stderr(stderr);
     let (mut child, url) = common::start(command).await;
     let http = reqwest::Client::new();
@@ -60,13 +69,42 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     })))
     .await;
     assert_eq!(stale, 409);
-    let (broken, _) = send(
+    // Refused before any handler runs: the body, the route, the token.
+    let (broken, broken_id) = send(
         http.post(format!("{url}/sync/push"))
             .header("content-type", "application/json")
             .body("{\"project_name\": "),
     )
     .await;
     assert_eq!(broken, 400);
+    let (large, large_id) = send(
+        http.post(format!("{url}/sync/push"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 100_000]),
+    )
+    .await;
+    assert_eq!(large, 413);
+    let (nowhere, nowhere_id) = send(http.get(format!("{url}/sync/nothing"))).await;
+    assert_eq!(nowhere, 404);
+    // A token made while the gateway runs closes its open mode; a wrong one is refused.
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
+        .args(["token", "create", "--name", "lead", "--database"])
+        .arg(&db)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let made = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    // The gateway looks for a new token at most every few hundred milliseconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (unknown, unknown_id) = loop {
+        let (code, id) = send(http.get(format!("{url}/sync/projects")).bearer_auth(&token)).await;
+        if code != 200 || std::time::Instant::now() > deadline {
+            break (code, id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(unknown, 401);
     child.kill().await.unwrap();
 
     let text = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
@@ -79,14 +117,22 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
             .any(|l| l["fields"]["message"] == "push accepted"),
         "{text}"
     );
-    for (id, code) in [(&missing_id, "not_found"), (&stale_id, "conflict")] {
-        let lines = lines_of(&log, id);
-        assert!(
-            lines.iter().any(|l| l["fields"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains(code))),
-            "no line of request {id} names {code}: {text}"
-        );
+    // Each refused request has exactly one line saying so, with its status and code.
+    for (id, status, code) in [
+        (&missing_id, 404, "not_found"),
+        (&stale_id, 409, "conflict"),
+        (&broken_id, 400, "invalid_json"),
+        (&large_id, 413, "payload_too_large"),
+        (&nowhere_id, 404, "no_route"),
+        (&unknown_id, 401, "unauthorized"),
+    ] {
+        let refused: Vec<_> = lines_of(&log, id)
+            .into_iter()
+            .filter(|l| l["fields"]["message"] == "request refused")
+            .collect();
+        assert_eq!(refused.len(), 1, "request {id} ({code}): {text}");
+        assert_eq!(refused[0]["fields"]["status"], status, "{}", refused[0]);
+        assert_eq!(refused[0]["fields"]["error"], code, "{}", refused[0]);
     }
     // A client's mistake or a conflict is not a fault of the gateway's.
     for line in &log {
@@ -97,4 +143,5 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
         "a document text is logged"
     );
     assert!(!text.contains(&token), "a token is logged");
+    assert!(!text.contains(&made), "a token is logged");
 }

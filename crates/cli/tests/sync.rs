@@ -135,9 +135,19 @@ async fn disjoint_edits_merge_cleanly() {
         "{}",
         refused.stdout
     );
+    let last_sync = |ws: &Path| {
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(ws.join(".idse/projects/demo/session_state.json")).unwrap(),
+        )
+        .unwrap();
+        state["last_sync"].as_str().unwrap_or_default().to_owned()
+    };
+    let before = last_sync(&b);
     let pulled = idse(&b, &gw.url, &["sync", "pull"]).await;
     assert_eq!(pulled.code, 0, "{}{}", pulled.stdout, pulled.stderr);
     assert!(pulled.stdout.contains("spec merged"), "{}", pulled.stdout);
+    // The pull is b's last sync now (RFC 3339 times in UTC sort as text).
+    assert!(last_sync(&b) > before, "{} then {}", before, last_sync(&b));
     let merged = spec_text(&["ONE by a", "two", "three", "four", "five", "SIX by b"]);
     assert_eq!(std::fs::read_to_string(spec(&b)).unwrap(), merged);
     assert_eq!(idse(&b, &gw.url, &["sync", "push"]).await.code, 0);

@@ -514,6 +514,13 @@ pub async fn pull(
     state.file.project_id = Some(id);
     state.session_mut(&session).revision = remote.revision;
     state.save()?;
+    // A pull is a sync too: without this, the project of a lead who only reads the team's work
+    // would show its last push as its last sync, and be called stale.
+    let mut local_state = project.state()?;
+    if !local_state.is_empty() {
+        local_state.insert("last_sync".into(), Value::from(now.to_rfc3339()));
+        project.write_state(&local_state)?;
+    }
     Ok(report)
 }
 

@@ -1,14 +1,15 @@
-//! Taking a connection from the pool when a pooler in front of the server has no room for
-//! another: Supabase's session pooler admits as many clients as its pool size (15 on the
-//! smallest compute), PgBouncer refuses past `max_client_conn`. The pool then opens fewer
+//! Connections when there is no room for more. Taking one from the pool when a pooler in front
+//! of the server is full: Supabase's session pooler admits as many clients as its pool size (15
+//! on the smallest compute), PgBouncer refuses past `max_client_conn`. The pool then opens fewer
 //! connections than it may, and a request waits for one of them to come free instead of failing
-//! at once with "store unavailable".
+//! at once with "store unavailable". And, at start, how many the server itself leaves the
+//! gateway (see [`room`]).
 
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPool;
-use sqlx::Postgres;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Postgres, Row};
 use tokio::time::Instant;
 
 use crate::StoreError;
@@ -33,6 +34,48 @@ pub(super) async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, S
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// What is left, for this login, under the server's `max_connections` (less the slots reserved
+/// for superusers, unless the login is one), under the login's `CONNECTION LIMIT` and under the
+/// database's (neither binds a superuser). Each counts the sessions open now, `first` among them.
+const ROOM: &str = "WITH open AS ( \
+       SELECT count(*) AS clients, \
+         count(*) FILTER (WHERE usename = current_user) AS of_login, \
+         count(*) FILTER (WHERE datname = current_database()) AS of_database \
+       FROM pg_stat_activity WHERE backend_type = 'client backend' \
+     ) \
+     SELECT current_setting('max_connections')::int8 - o.clients \
+         - CASE WHEN r.rolsuper THEN 0 \
+             ELSE current_setting('superuser_reserved_connections')::int8 \
+               + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int8, 0) END \
+         AS server, \
+       CASE WHEN r.rolconnlimit >= 0 AND NOT r.rolsuper THEN r.rolconnlimit - o.of_login END AS login, \
+       CASE WHEN d.datconnlimit >= 0 AND NOT r.rolsuper THEN d.datconnlimit - o.of_database END \
+         AS database \
+     FROM open o, pg_roles r, pg_database d \
+     WHERE r.rolname = current_user AND d.datname = current_database()";
+
+/// How many connections the server lets the gateway open once `first` is closed: the least of
+/// what is left under each of its limits, plus `first`'s own slot. `None` when it does not say
+/// (statistics withheld, or a pooler that answers otherwise).
+///
+/// A pool allowed more than this meets the server's refusal ("too many connections") at busy
+/// times; sqlx then keeps trying to open one until the acquire timeout, and the request fails
+/// with 503 after 3 s, while the gateway's own connections come free within milliseconds.
+pub(super) async fn room(first: &mut PgConnection) -> Option<u32> {
+    // Not kept prepared: this runs before the pooler check, and behind a transaction pooler a
+    // named statement could land on another client's server connection.
+    let row = sqlx::query(ROOM)
+        .persistent(false)
+        .fetch_one(first)
+        .await
+        .ok()?;
+    let least = ["server", "login", "database"]
+        .into_iter()
+        .filter_map(|limit| row.try_get::<Option<i64>, _>(limit).ok().flatten())
+        .min()?;
+    u32::try_from(least.saturating_add(1).max(0)).ok()
 }
 
 /// Whether opening a connection failed only because the pooler in front of the server is full.

@@ -243,13 +243,18 @@ impl PostgresStore {
         }
         // One connection first, on its own: the pool retries a refused or unresolvable server
         // until its timeout and then reports only "pool timed out", which names no cause.
-        match tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&target))
-            .await
+        let room = match tokio::time::timeout(
+            options.acquire_timeout,
+            PgConnection::connect_with(&target),
+        )
+        .await
         {
             // Before the pool and the migrations make anything on the server's connections.
             Ok(first) => {
-                pooling::refuse_transaction_pooler(first?, &target, options.acquire_timeout)
-                    .await?;
+                let mut first = first?;
+                let room = connections::room(&mut first).await;
+                pooling::refuse_transaction_pooler(first, &target, options.acquire_timeout).await?;
+                room
             }
             Err(_) => {
                 return Err(StoreError::Unavailable(
@@ -260,13 +265,14 @@ impl PostgresStore {
                     .into(),
                 ))
             }
-        }
+        };
         let lock_timeout = format!(
             "SET lock_timeout = {}",
             options.lock_timeout.as_millis().max(1)
         );
+        let max_connections = within_room(options.max_connections, room, needed);
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
+            .max_connections(max_connections)
             .acquire_timeout(options.acquire_timeout)
             .after_connect(move |conn, _| {
                 let lock_timeout = lock_timeout.clone();
@@ -307,6 +313,28 @@ impl PostgresStore {
     /// The pool, for tests and tools that need to look underneath.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// The connections the pool may open: `asked`, or fewer if the server has room for fewer (see
+/// `connections::room`), so that at busy times a request waits for one of the gateway's own
+/// rather than for a refusal. Never below `needed`, which the batch writers cannot do without.
+fn within_room(asked: u32, room: Option<u32>, needed: u32) -> u32 {
+    match room {
+        Some(room) if room < asked => {
+            let opened = room.max(needed);
+            tracing::warn!(
+                room,
+                max_connections = asked,
+                opened,
+                "the database has room for {room} more connections of the gateway's login, fewer \
+                 than --max-connections ({asked}); the gateway opens at most {opened}. To give it \
+                 more, raise the server's max_connections (or the login's or database's \
+                 CONNECTION LIMIT), or close sessions it does not need"
+            );
+            opened
+        }
+        _ => asked,
     }
 }
 

@@ -925,3 +925,18 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
         revoked_at: row.try_get("revoked_at")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::within_room;
+
+    #[test]
+    fn the_pool_keeps_within_the_servers_room_but_not_below_what_it_needs() {
+        assert_eq!(within_room(16, Some(5), 3), 5);
+        assert_eq!(within_room(16, Some(1), 3), 3);
+        assert_eq!(within_room(16, Some(0), 3), 3);
+        assert_eq!(within_room(16, None, 3), 16);
+        assert_eq!(within_room(4, Some(10), 3), 4);
+        assert_eq!(within_room(16, Some(16), 3), 16);
+    }
+}

@@ -90,11 +90,34 @@ struct Refusal {
     message: String,
 }
 
+/// `message` with every double-quoted string in it cut to `"…"`: serde quotes the value it
+/// found in a field of the wrong type, which may be a whole document text, and those must not
+/// reach the log.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => break,
+                    _ => escaped = false,
+                }
+            }
+            out.push_str("…\"");
+        }
+    }
+    out
+}
+
 /// Logs one line at INFO for every request refused with a 4xx, wherever it was refused: in a
 /// handler, in reading its body (malformed JSON, too large), by the token check, or for want of
 /// a route. Without it, a refusal before the handler left no line at INFO, so an operator could
 /// not look up the request id a user quoted, nor see failed token checks. The messages name
-/// fields, ids and sizes, never a text or a token. 5xx answers are logged with their causes
+/// fields, ids and sizes; quoted values are cut (see `without_quoted`). 5xx answers are logged with their causes
 /// where they arise, at WARN or ERROR.
 pub(crate) async fn log_refusals(
     req: axum::extract::Request,
@@ -106,7 +129,7 @@ pub(crate) async fn log_refusals(
             tracing::info!(
                 status = response.status().as_u16(),
                 error = refusal.code,
-                reason = %refusal.message,
+                reason = %without_quoted(&refusal.message),
                 "request refused"
             );
         }
@@ -203,6 +226,25 @@ pub(crate) fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_stay_out_of_the_log() {
+        assert_eq!(
+            without_quoted(
+                r##"The field `artifacts` is wrong: invalid type: string "# Intent\n\nsecret \"plan\"", expected a map at line 1 column 9."##
+            ),
+            r#"The field `artifacts` is wrong: invalid type: string "…", expected a map at line 1 column 9."#
+        );
+        assert_eq!(
+            without_quoted("No project has the id 42."),
+            "No project has the id 42."
+        );
+        assert_eq!(without_quoted(r#"cut "unterminated"#), r#"cut "…""#);
+        assert_eq!(
+            without_quoted(r#"two "a" and "b\\" end"#),
+            r#"two "…" and "…" end"#
+        );
+    }
 
     #[test]
     fn a_full_busy_or_down_database_is_told_apart() {

@@ -77,6 +77,13 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     )
     .await;
     assert_eq!(broken, 400);
+    // A text where a map belongs: the answer quotes it back, the log must not.
+    let (mistyped, mistyped_id) = send(
+        http.post(format!("{url}/sync/push"))
+            .json(&json!({"project_name": "logged", "artifacts": secret_text})),
+    )
+    .await;
+    assert_eq!(mistyped, 400);
     let (large, large_id) = send(
         http.post(format!("{url}/sync/push"))
             .header("content-type", "application/json")
@@ -122,6 +129,7 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
         (&missing_id, 404, "not_found"),
         (&stale_id, 409, "conflict"),
         (&broken_id, 400, "invalid_json"),
+        (&mistyped_id, 400, "invalid_field"),
         (&large_id, 413, "payload_too_large"),
         (&nowhere_id, 404, "no_route"),
         (&unknown_id, 401, "unauthorized"),

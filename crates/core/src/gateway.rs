@@ -101,34 +101,6 @@ fn is_loopback(url: &str) -> bool {
     }
 }
 
-#[cfg(test)]
-mod loopback_tests {
-    use super::is_loopback;
-
-    #[test]
-    fn only_this_machine_is_loopback() {
-        for url in [
-            "http://127.0.0.1:8000",
-            "http://127.1.2.3/",
-            "http://localhost:8000",
-            "https://LocalHost",
-            "http://app.localhost:80",
-            "http://[::1]:8000",
-        ] {
-            assert!(is_loopback(url), "{url}");
-        }
-        for url in [
-            "https://gateway.example.com",
-            "http://10.0.0.2:8000",
-            "http://[2001:db8::1]:8000",
-            "http://localhost.example.com",
-            "not a url",
-        ] {
-            assert!(!is_loopback(url), "{url}");
-        }
-    }
-}
-
 /// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -318,6 +290,34 @@ impl Gateway {
                 "the event stream was refused".into(),
                 self.url.clone(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for url in [
+            "http://127.0.0.1:8000",
+            "http://127.1.2.3/",
+            "http://localhost:8000",
+            "https://LocalHost",
+            "http://app.localhost:80",
+            "http://[::1]:8000",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://gateway.example.com",
+            "http://10.0.0.2:8000",
+            "http://[2001:db8::1]:8000",
+            "http://localhost.example.com",
+            "not a url",
+        ] {
+            assert!(!is_loopback(url), "{url}");
         }
     }
 }

@@ -515,7 +515,7 @@ pub async fn pull(
     state.session_mut(&session).revision = remote.revision;
     state.save()?;
     // A pull is a sync too: without this, the project of a lead who only reads the team's work
-    // would show its last push as its last sync, and be called stale.
+    // would show its last push as its last sync, and after a week be listed as not synced.
     let mut local_state = project.state()?;
     if !local_state.is_empty() {
         local_state.insert("last_sync".into(), Value::from(now.to_rfc3339()));

@@ -104,15 +104,9 @@ impl Coding {
             .read_to_end(&mut out)
             .map_err(|_| corrupt())?;
         if out.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "Uncompressed, the request body is larger than the gateway's limit of {}.",
-                    crate::input::human_bytes(limit)
-                ),
-                "Push fewer stages at a time, or ask the gateway's operator to raise \
-                 --max-body-bytes.",
+            return Err(crate::extract::too_large(
+                "Uncompressed, the request body",
+                limit,
             ));
         }
         Ok(out.into())

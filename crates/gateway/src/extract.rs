@@ -76,7 +76,7 @@ async fn read_sent(
         // ones), so it gets the 413 without uploading anything. A client already sending is
         // read up to the limit instead: answered mid-upload, it would see a broken pipe, not
         // the answer.
-        return Err(too_large(limits));
+        return Err(too_large("The request body", limits.max_body_bytes));
     }
     // Room for what the client declared, so a push is copied once rather than through every
     // doubling; at most 1 MiB ahead of the data, so a false length reserves little.
@@ -91,7 +91,7 @@ async fn read_sent(
             // would see a broken pipe rather than this answer (Python's HTTP clients do).
             let more = DRAIN_FACTOR.saturating_mul(limits.max_body_bytes);
             let _ = tokio::time::timeout(DRAIN_TIME, drain(&mut body, more)).await;
-            return Err(too_large(limits));
+            return Err(too_large("The request body", limits.max_body_bytes));
         }
         bytes.extend_from_slice(&data);
     }
@@ -139,13 +139,15 @@ fn unreadable(e: axum::Error) -> ApiError {
     }
 }
 
-fn too_large(limits: &Limits) -> ApiError {
+/// A body over the `limit`: `body` names it ("The request body", or "Uncompressed, the request
+/// body" for one that inflated past it).
+pub(crate) fn too_large(body: &str, limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         format!(
-            "The request body is larger than the gateway's limit of {}.",
-            crate::input::human_bytes(limits.max_body_bytes)
+            "{body} is larger than the gateway's limit of {}.",
+            crate::input::human_bytes(limit)
         ),
         "Push fewer stages at a time, or ask the gateway's operator to raise --max-body-bytes.",
     )

@@ -461,3 +461,165 @@ async fn a_gateway_on_https_is_reached_and_an_untrusted_certificate_is_named() {
         newer
     );
 }
+
+/// A TCP relay to `upstream` that keeps every byte the client sent: what went on the wire.
+async fn recording_relay(upstream: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut server_rx, mut server_tx) = server.into_split();
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                    kept.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if server_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move { tokio::io::copy(&mut server_rx, &mut client_tx).await });
+        }
+    });
+    (url, sent)
+}
+
+/// Seven stages of 10 KiB of real prose (this repository's docs), `version` making each push
+/// differ.
+fn prose_push(version: usize, project_id: Option<String>) -> idse_protocol::PushRequest {
+    let prose = include_str!("../../../README.md");
+    let artifacts = idse_protocol::Stage::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let from = (i * 3_000 + version * 700) % (prose.len() - 12_000);
+            let from = (from..).find(|&at| prose.is_char_boundary(at)).unwrap();
+            let text: String = prose[from..].chars().take(10 * 1024).collect();
+            (stage.artifact_key().to_owned(), Some(text))
+        })
+        .collect();
+    idse_protocol::PushRequest {
+        project_id,
+        project_name: "wire".to_owned(),
+        artifacts,
+        ..Default::default()
+    }
+}
+
+/// To a gateway on another machine, pushes go compressed (zstd) once the gateway has said in an
+/// answer that it takes them; before that, and to a gateway that refuses them, they go plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_go_compressed_once_the_gateway_says_it_takes_them() {
+    use idse_core::gateway::PushAnswer;
+    let gw = gateway().await;
+    let (relay, sent) = recording_relay(gw.url.trim_start_matches("http://").to_owned()).await;
+    // As a gateway on another machine is reached; on loopback nothing is compressed.
+    let client = idse_core::Gateway::with_compression(&relay, None, true);
+    let requests = |sent: &[u8]| -> Vec<(String, usize)> {
+        let text = String::from_utf8_lossy(sent).into_owned();
+        text.split("POST /sync/push")
+            .skip(1)
+            .map(|req| {
+                let head = req.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+                (head, req.len())
+            })
+            .collect()
+    };
+
+    let first = prose_push(0, None);
+    let PushAnswer::Accepted(answer) = client.push(&first).await.unwrap() else {
+        panic!("the first push conflicted");
+    };
+    let second = prose_push(1, Some(answer.project_id.clone()));
+    let PushAnswer::Accepted(_) = client.push(&second).await.unwrap() else {
+        panic!("the second push conflicted");
+    };
+    let pushes = requests(&sent.lock().unwrap());
+    assert_eq!(pushes.len(), 2);
+    assert!(
+        !pushes[0].0.contains("content-encoding"),
+        "nothing was known of the gateway yet: {}",
+        pushes[0].0
+    );
+    assert!(
+        pushes[1].0.contains("content-encoding: zstd"),
+        "{}",
+        pushes[1].0
+    );
+    let json = serde_json::to_vec(&second).unwrap().len();
+    assert!(
+        pushes[1].1 * 10 < json * 6,
+        "{} bytes on the wire for {json} of JSON",
+        pushes[1].1
+    );
+    // The gateway read it whole.
+    let pulled = client.pull(&answer.project_id, None).await.unwrap();
+    for (key, text) in &second.artifacts {
+        assert_eq!(pulled.artifacts.get(key), text.as_ref(), "{key}");
+    }
+
+    // A client of a gateway on this machine sends plain JSON whatever the gateway says.
+    sent.lock().unwrap().clear();
+    let local = idse_core::Gateway::new(&relay, None);
+    local.health().await.unwrap();
+    let third = prose_push(2, Some(answer.project_id.clone()));
+    let PushAnswer::Accepted(_) = local.push(&third).await.unwrap() else {
+        panic!("the third push conflicted");
+    };
+    let pushes = requests(&sent.lock().unwrap());
+    assert_eq!(pushes.len(), 1);
+    assert!(!pushes[0].0.contains("content-encoding"), "{}", pushes[0].0);
+}
+
+/// Something on the way that says it takes zstd bodies and then refuses them (415): the push is
+/// sent again plain and answered, and later pushes go plain without trying again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_compressed_push_goes_again_plain_and_compression_stops() {
+    use axum::http::{HeaderMap, StatusCode};
+    use idse_core::gateway::PushAnswer;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let kept = seen.clone();
+    // Stands for a proxy in front of a gateway: it cannot be made of the real one, which takes
+    // what it says it takes.
+    let app = axum::Router::new().route(
+        "/sync/push",
+        axum::routing::post(move |headers: HeaderMap| {
+            let kept = kept.clone();
+            async move {
+                let encoding = headers
+                    .get("content-encoding")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                kept.lock().unwrap().push(encoding.clone());
+                let said = [("accept-encoding", "zstd, gzip")];
+                if encoding.is_some() {
+                    let body = serde_json::json!({"error": "unsupported_encoding",
+                        "message": "Not here.", "detail": ""});
+                    return (StatusCode::UNSUPPORTED_MEDIA_TYPE, said, axum::Json(body));
+                }
+                let body = serde_json::json!({"success": true, "project_id": "p",
+                    "message": "ok", "synced_stages": ["spec"],
+                    "timestamp": "2026-12-02T00:00:00Z", "revision": 1, "hashes": {}});
+                (StatusCode::OK, said, axum::Json(body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = idse_core::Gateway::with_compression(&url, None, true);
+    for version in 0..3 {
+        let answer = client.push(&prose_push(version, None)).await.unwrap();
+        assert!(matches!(answer, PushAnswer::Accepted(_)), "{answer:?}");
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [None, Some("zstd".to_owned()), None, None],
+        "plain, compressed and refused, plain again, then plain"
+    );
+}

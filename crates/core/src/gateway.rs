@@ -1,5 +1,7 @@
 //! A typed client of the sync gateway.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use idse_protocol::{
@@ -101,20 +103,51 @@ fn is_loopback(url: &str) -> bool {
     }
 }
 
+/// Whether an answer says the gateway takes request bodies compressed with zstd: RFC 7694's
+/// `Accept-Encoding` in a response. Gateways that do not say so (older ones, the Python
+/// reference) are sent plain JSON.
+fn takes_zstd(res: &reqwest::Response) -> bool {
+    res.headers()
+        .get_all(reqwest::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let name = coding.split(';').next().unwrap_or_default();
+            name.trim().eq_ignore_ascii_case("zstd")
+        })
+}
+
+/// What this client knows of the gateway's taking zstd bodies.
+const ZSTD_UNKNOWN: u8 = 0;
+const ZSTD_TAKEN: u8 = 1;
+/// Refused once (415) although the gateway had said it took them: never tried again.
+const ZSTD_REFUSED: u8 = 2;
+
 /// The gateway at one URL.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     url: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// Whether bodies and answers go compressed: only to a gateway on another machine.
+    compressed: bool,
+    /// `ZSTD_*`, learnt from the gateway's answers (see [`takes_zstd`]); shared by clones, so
+    /// an app that keeps one `Gateway` learns it once.
+    zstd: Arc<AtomicU8>,
 }
 
 impl Gateway {
     /// Offline must fail fast: a connection gets 3 s, a whole request 60 s. Answers are asked
-    /// for compressed (zstd or gzip) unless the gateway is on this machine, where compressing
-    /// costs more time than the bytes it saves.
+    /// for compressed (zstd or gzip), and pushes are sent compressed once the gateway has said
+    /// it takes them, unless the gateway is on this machine, where compressing costs more time
+    /// than the bytes it saves.
     pub fn new(url: &str, token: Option<String>) -> Self {
-        let compressed = !is_loopback(url);
+        Self::with_compression(url, token, !is_loopback(url))
+    }
+
+    /// As [`Gateway::new`], with compression on the wire chosen here rather than by the URL.
+    pub fn with_compression(url: &str, token: Option<String>, compressed: bool) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60))
@@ -126,6 +159,44 @@ impl Gateway {
             url: url.trim_end_matches('/').to_owned(),
             token,
             http,
+            compressed,
+            zstd: Arc::default(),
+        }
+    }
+
+    /// Remembers what an answer says about compressed bodies.
+    fn learn(&self, res: &reqwest::Response) {
+        if self.compressed && takes_zstd(res) {
+            // Only from unknown: a refusal is not undone by the next answer's header.
+            let _ = self.zstd.compare_exchange(
+                ZSTD_UNKNOWN,
+                ZSTD_TAKEN,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// A push's request, and whether its body went compressed: zstd once the gateway has said
+    /// it takes it, plain JSON otherwise.
+    fn push_request(&self, req: &PushRequest) -> (reqwest::RequestBuilder, bool) {
+        let post = self.request(reqwest::Method::POST, "/sync/push");
+        if self.zstd.load(Ordering::Relaxed) != ZSTD_TAKEN {
+            return (post.json(req), false);
+        }
+        // Level 1: seven 10 KiB stages of markdown, 73 KiB of JSON, go in 30 KiB after 0.5 ms
+        // here; level 3 saves 2 KiB more for 0.7 ms.
+        let packed = serde_json::to_vec(req)
+            .ok()
+            .and_then(|json| zstd::bulk::compress(&json, 1).ok());
+        match packed {
+            Some(packed) => (
+                post.header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::CONTENT_ENCODING, "zstd")
+                    .body(packed),
+                true,
+            ),
+            None => (post.json(req), false),
         }
     }
 
@@ -158,6 +229,7 @@ impl Gateway {
     }
 
     async fn answer<T: DeserializeOwned>(&self, res: reqwest::Response) -> Result<T, GatewayError> {
+        self.learn(&res);
         let status = res.status();
         let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
@@ -179,12 +251,20 @@ impl Gateway {
     }
 
     pub async fn push(&self, req: &PushRequest) -> Result<PushAnswer, GatewayError> {
-        let res = self
-            .request(reqwest::Method::POST, "/sync/push")
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+        let (post, packed) = self.push_request(req);
+        let mut res = post.send().await.map_err(|e| self.unreachable(&e))?;
+        if packed && res.status() == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            // Something between here and the gateway (or an older gateway in its place) does
+            // not take it after all: the same push again, plain, and no compression from now on.
+            self.zstd.store(ZSTD_REFUSED, Ordering::Relaxed);
+            res = self
+                .request(reqwest::Method::POST, "/sync/push")
+                .json(req)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+        }
+        self.learn(&res);
         if res.status() == reqwest::StatusCode::CONFLICT {
             let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
             let body: ErrorBody = serde_json::from_slice(&bytes)

@@ -294,6 +294,43 @@ pub(crate) async fn identify(
     next.run(req).await
 }
 
+/// Ends an event stream of `/mcp` (an MCP session's `GET` stream, or a long answer) once the
+/// caller's access ends, as `/sync/events` does: without it, a revoked token's session kept its
+/// stream, and the socket and task behind it, until the client left. The last thing sent is an
+/// SSE comment with the reason, which every SSE reader skips; the client's reconnect then meets
+/// the 401.
+pub(crate) async fn streams_end_with_access(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let grant = req.extensions().get::<Caller>().map(|c| c.grant.clone());
+    let res = next.run(req).await;
+    let is_stream = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let Some(grant) = grant.filter(|_| is_stream) else {
+        return res;
+    };
+    let (parts, body) = res.into_parts();
+    let ended = Box::pin(access_ends(state, grant));
+    let stream =
+        futures::stream::unfold(Some((body.into_data_stream(), ended)), |open| async move {
+            use futures::StreamExt;
+            let (mut body, mut ended) = open?;
+            tokio::select! {
+                why = &mut ended => {
+                    tracing::info!("MCP stream ended: access ended");
+                    let said = axum::body::Bytes::from(format!(": {why}\n\n"));
+                    Some((Ok(said), None))
+                }
+                chunk = body.next() => chunk.map(|c| (c, Some((body, ended)))),
+            }
+        });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,17 @@ pub(crate) fn answers(
         .compress_when(SizeAbove::new(1024).and(NotForContentType::SSE))
 }
 
+/// Says in every answer which compressions of request bodies the gateway takes (RFC 7694's
+/// `Accept-Encoding` in a response), so that clients compress their pushes only to a gateway
+/// that says it takes them; the IDSE client learns it from its first answer.
+pub(crate) async fn advertise(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        header::ACCEPT_ENCODING,
+        header::HeaderValue::from_static("zstd, gzip"),
+    );
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,11 +111,16 @@ pub fn app_with(
                     state.clone(),
                     extract::whole_body,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::streams_end_with_access,
+                ))
                 .service(mcp),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::record))
         .layer(compression::answers())
+        .layer(axum::middleware::map_response(compression::advertise))
         .layer(axum::middleware::from_fn(error::log_refusals))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(

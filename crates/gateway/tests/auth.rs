@@ -382,6 +382,93 @@ async fn an_open_event_stream_ends_when_its_token_is_revoked() {
     .unwrap_or_else(|_| panic!("the other stream heard nothing: {heard}"));
 }
 
+/// An MCP session's own event stream (its `GET /mcp`) ends too when its token is revoked, with
+/// the reason as an SSE comment; the same token then gets 401, and another session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_session_stream_ends_when_its_token_is_revoked() {
+    let fixture = idse_store::testing::sqlite().await;
+    let store = fixture.store.clone();
+    let (agent, other) = (new_token(), new_token());
+    for (name, token) in [("agent", &agent), ("other", &other)] {
+        store
+            .create_token(name, &token_hash(token), false, Utc::now())
+            .await
+            .unwrap();
+    }
+    let gw = common::serve_with(store.clone(), Limits::default(), AuthMode::Tokens).await;
+    let url = format!("{}/mcp", gw.url);
+    let open_session = |token: String| {
+        let (http, url) = (gw.http.clone(), url.clone());
+        async move {
+            let post = |body: serde_json::Value, session: Option<String>| {
+                let mut req = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("accept", "application/json, text/event-stream")
+                    .json(&body);
+                if let Some(id) = session {
+                    req = req.header("mcp-session-id", id);
+                }
+                req.send()
+            };
+            let init = post(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "watcher", "version": "1"}}}),
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(init.status(), 200);
+            let session = init.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let ready = post(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                Some(session.clone()),
+            )
+            .await
+            .unwrap();
+            assert!(ready.status().is_success(), "{}", ready.status());
+            let stream = http
+                .get(&url)
+                .bearer_auth(&token)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(stream.status(), 200);
+            stream
+        }
+    };
+    let revoked = open_session(agent.clone()).await;
+    let mut kept = open_session(other.clone()).await;
+    assert!(store.revoke_token("agent", Utc::now()).await.unwrap());
+    let said = until_the_stream_ends(revoked, std::time::Duration::from_secs(8)).await;
+    assert!(said.contains(": The token was revoked"), "{said}");
+    let again = gw
+        .http
+        .get(&url)
+        .bearer_auth(&agent)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 401);
+    // The other session's stream, whose own check came a moment after, stays open.
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(600), async {
+        let mut heard = String::new();
+        while let Some(chunk) = kept.chunk().await.unwrap() {
+            heard.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        heard
+    })
+    .await;
+    assert!(heard.is_err(), "the other stream ended: {heard:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_event_stream_ends_when_a_token_is_created_or_its_jwt_expires() {
     use jsonwebtoken::{encode, EncodingKey, Header};

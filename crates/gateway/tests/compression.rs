@@ -83,6 +83,8 @@ async fn answers_come_compressed_to_clients_that_ask() {
             assert_eq!(res.status(), 200);
             // Caches must keep the two forms apart.
             assert_eq!(res.headers()["vary"], "accept-encoding");
+            // And clients learn that pushes may come compressed (RFC 7694).
+            assert_eq!(res.headers()["accept-encoding"], "zstd, gzip");
             let encoding = res
                 .headers()
                 .get("content-encoding")

@@ -40,7 +40,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message, detail)
     }
 
-    fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

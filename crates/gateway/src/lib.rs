@@ -107,6 +107,7 @@ pub fn app_with(
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(mcp::in_gateway_words))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     extract::whole_body,

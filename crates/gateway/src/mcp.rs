@@ -332,6 +332,93 @@ impl ServerHandler for AgencyServer {
     }
 }
 
+/// Puts rmcp's own refusals in the gateway's words: rmcp answers a request it cannot take
+/// (wrong `Accept` or `Content-Type`, an unknown session, a foreign `Host`) in plain text, and
+/// a fault inside it with its internal error text. Each becomes the `{error, message, detail}`
+/// answer of every other route, which the refusal log line then records; JSON answers (its
+/// JSON-RPC errors, the gateway's own) pass as they are.
+pub(crate) async fn in_gateway_words(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    if status.is_server_error() {
+        // rmcp has logged the cause; the client gets no internal text.
+        return crate::ApiError::internal().into_response();
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let said = axum::body::to_bytes(res.into_body(), 1024)
+        .await
+        .unwrap_or_default();
+    let said = String::from_utf8_lossy(&said);
+    // "Bad Request: Session ID is required" → "Session ID is required".
+    let said = said
+        .split_once(": ")
+        .map_or(&*said, |(_, what)| what)
+        .trim();
+    let error = match status {
+        StatusCode::NOT_ACCEPTABLE => crate::ApiError::new(
+            status,
+            "not_acceptable",
+            "The MCP endpoint answers as JSON or as an event stream, and the request's Accept \
+             header takes neither.",
+            "Send `Accept: application/json, text/event-stream` with a POST, and \
+             `Accept: text/event-stream` with a GET.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => crate::ApiError::new(
+            status,
+            "unsupported_media_type",
+            "MCP messages are JSON, and the request's Content-Type says otherwise.",
+            "Send the JSON-RPC message with `Content-Type: application/json`.",
+        ),
+        StatusCode::NOT_FOUND => crate::ApiError::new(
+            status,
+            "session_not_found",
+            "The MCP session in the request's Mcp-Session-Id header is unknown or has ended \
+             (sessions end when the gateway restarts).",
+            "Start a new session with an `initialize` request, then send the Mcp-Session-Id it \
+             answers with.",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => crate::ApiError::new(
+            status,
+            "method_not_allowed",
+            "The MCP endpoint takes POST (messages), GET (a session's event stream) and DELETE \
+             (ending a session), and no other method.",
+            "Use one of those methods.",
+        ),
+        StatusCode::FORBIDDEN => crate::ApiError::new(
+            status,
+            "host_not_allowed",
+            "The request's Host header names a host this gateway does not serve MCP under (a \
+             guard against DNS rebinding).",
+            "Reach the gateway by its own address; a gateway behind a public name is started \
+             with --public-host NAME.",
+        ),
+        _ => crate::ApiError::new(
+            status,
+            "bad_request",
+            format!("The MCP request was refused: {said}."),
+            "Follow MCP's streamable HTTP transport: an `initialize` request first, then its \
+             Mcp-Session-Id header on every request of the session.",
+        ),
+    };
+    let mut res = error.into_response();
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
+}
+
 /// The `/mcp` service. `hosts` are the extra `Host` values to accept besides loopback (the
 /// gateway's public name), as protection against DNS rebinding.
 pub fn service(

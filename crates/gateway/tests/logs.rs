@@ -93,6 +93,9 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     assert_eq!(large, 413);
     let (nowhere, nowhere_id) = send(http.get(format!("{url}/sync/nothing"))).await;
     assert_eq!(nowhere, 404);
+    // Refused by the MCP server inside the gateway.
+    let (unmcp, unmcp_id) = send(http.get(format!("{url}/mcp"))).await;
+    assert_eq!(unmcp, 406);
     // A token made while the gateway runs closes its open mode; a wrong one is refused.
     let created = std::process::Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
         .args(["token", "create", "--name", "lead", "--database"])
@@ -132,6 +135,7 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
         (&mistyped_id, 400, "invalid_field"),
         (&large_id, 413, "payload_too_large"),
         (&nowhere_id, 404, "no_route"),
+        (&unmcp_id, 406, "not_acceptable"),
         (&unknown_id, 401, "unauthorized"),
     ] {
         let refused: Vec<_> = lines_of(&log, id)

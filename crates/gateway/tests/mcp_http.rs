@@ -128,6 +128,25 @@ async fn mcp_accepts_only_loopback_and_public_host_names() {
     };
     assert_eq!(status("agency.example.com").await, 200);
     assert_eq!(status("evil.example.net").await, 403, "DNS rebinding guard");
+    let refused: serde_json::Value = http
+        .post(&url)
+        .header("host", "evil.example.net")
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused["error"], "host_not_allowed", "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--public-host"),
+        "{refused}"
+    );
     server.abort();
 }
 
@@ -191,4 +210,72 @@ async fn mcp_bodies_get_the_gateway_answers() {
     let (code, text) = send(init("x".repeat(3000)), None).await;
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("serverInfo"), "{text}");
+}
+
+/// rmcp's own refusals reach clients in the gateway's words, as every other route's: JSON with
+/// a code and sentences that say what to fix, not rmcp's plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_refusals_come_as_the_gateway_answers() {
+    let fixture = idse_store::testing::sqlite().await;
+    let gw = common::serve(fixture.store.clone(), Limits::default()).await;
+    let url = format!("{}/mcp", gw.url);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let cases = [
+        (
+            gw.http.post(&url).json(&list),
+            406,
+            "not_acceptable",
+            "Accept: application/json, text/event-stream",
+        ),
+        (
+            gw.http.get(&url).header("accept", "application/json"),
+            406,
+            "not_acceptable",
+            "Accept: text/event-stream",
+        ),
+        (
+            gw.http
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "text/plain")
+                .body("tools/list"),
+            415,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
+        (
+            gw.http
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", "no-such-session")
+                .json(&list),
+            404,
+            "session_not_found",
+            "initialize",
+        ),
+        (
+            gw.http.delete(&url),
+            400,
+            "bad_request",
+            "Session ID is required",
+        ),
+        (
+            gw.http.put(&url).json(&list),
+            405,
+            "method_not_allowed",
+            "POST",
+        ),
+    ];
+    for (req, status, code, says) in cases {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), status, "{code}");
+        let allow = res.headers().get("allow").cloned();
+        let answer: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(answer["error"], code, "{answer}");
+        let sentences = format!("{} {}", answer["message"], answer["detail"]);
+        assert!(sentences.contains(says), "{code}: {answer}");
+        if status == 405 {
+            assert!(allow.is_some(), "405 keeps its Allow header");
+        }
+    }
 }

@@ -10,7 +10,9 @@
 //! `IDSE_BENCH_OPS=push,pull` some operations; `IDSE_BENCH_SLOW=1` lists each client's requests
 //! slower than 1 ms as (ms since the start, µs), to see whether they come in bursts.
 //! `IDSE_BENCH_HTTPS=1` adds SQLite served over the gateway's own HTTPS (`--tls-cert`), to
-//! compare with plain HTTP.
+//! compare with plain HTTP. On Postgres a last row, the commit floor, is the same server
+//! without the gateway: one 10 KiB text inserted and committed per round trip, the least any
+//! durable push costs on that machine that day.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -288,6 +290,48 @@ async fn measure(
     }
 }
 
+/// The server's own floor for a durable write, without the gateway: one 10 KiB text of the
+/// same prose inserted into a table of its own and committed, `count` times, one after the
+/// other on one connection (as one client's pushes).
+async fn commit_floor(url: &str, count: usize) -> Figures {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_commit_floor (id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let texts: Vec<String> = (0..count + 10)
+        .map(|i| text("spec_md", 99, i as u64))
+        .collect();
+    let insert = "INSERT INTO bench_commit_floor (text) VALUES ($1)";
+    for t in &texts[count..] {
+        sqlx::query(insert)
+            .bind(t)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let mut all = Vec::with_capacity(count);
+    for t in &texts[..count] {
+        let at = Instant::now();
+        sqlx::query(insert)
+            .bind(t)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        all.push(at.elapsed());
+    }
+    let wall = started.elapsed();
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Figures {
+        p50: pick(0.50),
+        p99: pick(0.99),
+        per_sec: all.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -337,6 +381,7 @@ async fn main() {
             Some(files.authority_pem),
         ));
     }
+    let mut floor_url = None;
     if std::env::var_os("IDSE_TEST_POSTGRES_URL").is_none() {
         eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
     } else if let Some(url) = idse_store::testing::postgres_database().await {
@@ -350,6 +395,7 @@ async fn main() {
             format!("{url}{join}sslmode=disable")
         };
         let tls = !url.contains("sslmode=disable");
+        floor_url = Some(url.clone());
         stores.push((
             if tls { "postgres (tls)" } else { "postgres" }.into(),
             vec!["--database".into(), url],
@@ -371,6 +417,14 @@ async fn main() {
     );
     println!("| store | operation | clients | p50 ms | p99 ms | req/s |");
     println!("|---|---|---|---|---|---|");
+    let floor_too = floor_url.is_some()
+        && stores
+            .iter()
+            .any(|(label, _, _)| label.starts_with("postgres"))
+        && std::env::var("IDSE_BENCH_OPS").map_or(true, |only| {
+            only.split(',')
+                .any(|o| "commit floor".starts_with(o.trim()))
+        });
     for (label, args, trust) in stores {
         let (_child, url) = start(&args).await;
         for (op, name) in [
@@ -404,5 +458,14 @@ async fn main() {
                 );
             }
         }
+    }
+    if let (Some(url), true) = (floor_url, floor_too) {
+        let f = commit_floor(&url, n(2000)).await;
+        println!(
+            "| postgres | commit floor (one 10 KiB insert, no gateway) | 1 | {} | {} | {:.0} |",
+            ms(f.p50),
+            ms(f.p99),
+            f.per_sec
+        );
     }
 }

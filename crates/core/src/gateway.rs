@@ -257,12 +257,8 @@ impl Gateway {
             // Something between here and the gateway (or an older gateway in its place) does
             // not take it after all: the same push again, plain, and no compression from now on.
             self.zstd.store(ZSTD_REFUSED, Ordering::Relaxed);
-            res = self
-                .request(reqwest::Method::POST, "/sync/push")
-                .json(req)
-                .send()
-                .await
-                .map_err(|e| self.unreachable(&e))?;
+            let (plain, _) = self.push_request(req);
+            res = plain.send().await.map_err(|e| self.unreachable(&e))?;
         }
         self.learn(&res);
         if res.status() == reqwest::StatusCode::CONFLICT {

@@ -236,6 +236,36 @@ struct Figures {
     per_sec: f64,
 }
 
+impl Figures {
+    /// The figures of requests that took `all`, sent within `wall`.
+    fn of(mut all: Vec<Duration>, wall: Duration) -> Self {
+        all.sort();
+        let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        Figures {
+            p50: pick(0.50),
+            p99: pick(0.99),
+            per_sec: all.len() as f64 / wall.as_secs_f64(),
+        }
+    }
+
+    /// One row of the printed table.
+    fn print(&self, store: &str, operation: &str, clients: usize) {
+        println!(
+            "| {store} | {operation} | {clients} | {} | {} | {:.0} |",
+            ms(self.p50),
+            ms(self.p99),
+            self.per_sec
+        );
+    }
+}
+
+/// Whether `IDSE_BENCH_OPS` (e.g. `push,pull`) asks for the operation named so; unset, all are.
+fn wanted(operation: &str) -> bool {
+    std::env::var("IDSE_BENCH_OPS").map_or(true, |only| {
+        only.split(',').any(|o| operation.starts_with(o.trim()))
+    })
+}
+
 async fn measure(
     url: &str,
     trust: Option<&str>,
@@ -280,14 +310,7 @@ async fn measure(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let wall = started.elapsed();
-    all.sort();
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Figures {
-        p50: pick(0.50),
-        p99: pick(0.99),
-        per_sec: all.len() as f64 / wall.as_secs_f64(),
-    }
+    Figures::of(all, started.elapsed())
 }
 
 /// The server's own floor for a durable write, without the gateway: one 10 KiB text of the
@@ -304,6 +327,7 @@ async fn commit_floor(url: &str, count: usize) -> Figures {
         .map(|i| text("spec_md", 99, i as u64))
         .collect();
     let insert = "INSERT INTO bench_commit_floor (text) VALUES ($1)";
+    // The last ten warm the connection and the table first, and are not counted.
     for t in &texts[count..] {
         sqlx::query(insert)
             .bind(t)
@@ -322,14 +346,7 @@ async fn commit_floor(url: &str, count: usize) -> Figures {
             .unwrap();
         all.push(at.elapsed());
     }
-    let wall = started.elapsed();
-    all.sort();
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Figures {
-        p50: pick(0.50),
-        p99: pick(0.99),
-        per_sec: all.len() as f64 / wall.as_secs_f64(),
-    }
+    Figures::of(all, started.elapsed())
 }
 
 fn ms(d: Duration) -> String {
@@ -421,10 +438,7 @@ async fn main() {
         && stores
             .iter()
             .any(|(label, _, _)| label.starts_with("postgres"))
-        && std::env::var("IDSE_BENCH_OPS").map_or(true, |only| {
-            only.split(',')
-                .any(|o| "commit floor".starts_with(o.trim()))
-        });
+        && wanted("commit floor");
     for (label, args, trust) in stores {
         let (_child, url) = start(&args).await;
         for (op, name) in [
@@ -435,11 +449,8 @@ async fn main() {
             (Op::Pull, "pull"),
             (Op::PullCompressed, "pull, compressed (zstd)"),
         ] {
-            // IDSE_BENCH_OPS=push,pull limits the run to operations whose name starts so.
-            if let Ok(only) = std::env::var("IDSE_BENCH_OPS") {
-                if !only.split(',').any(|o| name.starts_with(o.trim())) {
-                    continue;
-                }
+            if !wanted(name) {
+                continue;
             }
             let counts: &[usize] = if matches!(op, Op::Floor | Op::Health) {
                 &[1]
@@ -449,23 +460,17 @@ async fn main() {
             for &clients in counts {
                 let per_client = if clients == 1 { n(2000) } else { n(250) };
                 let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
-                let f = measure(&url, trust.as_deref(), op, clients, per_client, &run).await;
-                println!(
-                    "| {label} | {name} | {clients} | {} | {} | {:.0} |",
-                    ms(f.p50),
-                    ms(f.p99),
-                    f.per_sec
-                );
+                measure(&url, trust.as_deref(), op, clients, per_client, &run)
+                    .await
+                    .print(&label, name, clients);
             }
         }
     }
     if let (Some(url), true) = (floor_url, floor_too) {
-        let f = commit_floor(&url, n(2000)).await;
-        println!(
-            "| postgres | commit floor (one 10 KiB insert, no gateway) | 1 | {} | {} | {:.0} |",
-            ms(f.p50),
-            ms(f.p99),
-            f.per_sec
+        commit_floor(&url, n(2000)).await.print(
+            "postgres",
+            "commit floor (one 10 KiB insert, no gateway)",
+            1,
         );
     }
 }

@@ -12,6 +12,7 @@ mod routes;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+mod unreadable;
 
 use std::sync::Arc;
 
@@ -238,16 +239,15 @@ async fn serve_with(
         tokio::spawn(async move {
             let served = match tls {
                 None => {
-                    let io = TokioIo::new(Box::pin(tcp));
+                    let io = TokioIo::new(unreadable::Unreadable::new(Box::pin(tcp)));
                     watcher.watch(http.serve_connection(io, service)).await
                 }
                 Some(tls) => {
                     let Some(stream) = tls::open(&tls, tcp, &http, patience.headers).await else {
                         return;
                     };
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await
+                    let io = TokioIo::new(unreadable::Unreadable::new(stream));
+                    watcher.watch(http.serve_connection(io, service)).await
                 }
             };
             if let Err(e) = served {
@@ -537,6 +537,91 @@ mod tests {
             "not a 413 (a 100 Continue asks for the body): {head}"
         );
         assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
+        served.stop().await;
+    }
+
+    /// The answer on `stream` to requests hyper could not read: its status line and the
+    /// gateway's JSON error, after whatever came before it on the connection.
+    async fn refusal_on(stream: &mut TcpStream, what: &str) -> (String, String, serde_json::Value) {
+        let all = until_closed(stream, what).await;
+        let at = all
+            .rfind("HTTP/1.1 ")
+            .unwrap_or_else(|| panic!("{what}: no answer: {all}"));
+        let (head, body) = all[at..]
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: {all}"));
+        assert!(
+            head.contains("\r\ncontent-type: application/json\r\n"),
+            "{what}: {head}"
+        );
+        let id = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("x-request-id: "));
+        assert!(
+            id.is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+            "{what}: {head}"
+        );
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+        (
+            all[..at].to_owned(),
+            head.lines().next().unwrap_or("").to_owned(),
+            body,
+        )
+    }
+
+    /// Requests hyper cannot read (it answers them itself, before any route) get the gateway's
+    /// JSON error with a request id, where they got an empty body before; answers before them
+    /// on the same connection are untouched, and the gateway serves on.
+    #[tokio::test]
+    async fn requests_it_cannot_read_are_answered_in_the_gateways_words() {
+        let fixture = idse_store::testing::sqlite().await;
+        let app = app(fixture.store.clone(), Limits::default(), AuthMode::Open);
+        let served = Served::start(app, PATIENCE).await;
+        let many: String = (0..120).map(|i| format!("X-Header-{i}: y\r\n")).collect();
+        let huge = format!("Cookie: {}\r\n", "a".repeat(500_000));
+        let health = "GET /sync/health HTTP/1.1\r\nHost: x\r\n";
+        for (request, status, code) in [
+            (format!("{health}{many}\r\n"), "431", "headers_too_large"),
+            (format!("{health}{huge}\r\n"), "431", "headers_too_large"),
+            (
+                "GET /sync/he alth HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+                "400",
+                "malformed_request",
+            ),
+            (
+                format!("{health}Bad Header: y\r\n\r\n"),
+                "400",
+                "malformed_request",
+            ),
+            ("HELLO\r\n\r\n".to_owned(), "400", "malformed_request"),
+        ] {
+            let mut stream = served.send(request.as_bytes()).await;
+            let (before, line, body) = refusal_on(&mut stream, code).await;
+            assert!(before.is_empty(), "{before}");
+            assert!(line.starts_with(&format!("HTTP/1.1 {status} ")), "{line}");
+            assert_eq!(body["error"], code, "{body}");
+            assert_eq!(body["success"], false, "{body}");
+            assert!(
+                body["detail"].as_str().is_some_and(|d| d.ends_with('.')),
+                "{body}"
+            );
+        }
+
+        // A good request, then an unreadable one, on one connection.
+        let mut stream = served
+            .send(format!("{health}\r\n{health}{many}\r\n").as_bytes())
+            .await;
+        let (before, line, body) = refusal_on(&mut stream, "after a good request").await;
+        assert!(before.starts_with("HTTP/1.1 200 OK\r\n"), "{before}");
+        assert!(before.ends_with('}'), "the first answer is whole: {before}");
+        assert!(line.starts_with("HTTP/1.1 431 "), "{line}");
+        assert_eq!(body["error"], "headers_too_large");
+
+        let mut fine = served
+            .send(format!("{health}Connection: close\r\n\r\n").as_bytes())
+            .await;
+        let answer = until_closed(&mut fine, "a good request").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         served.stop().await;
     }
 }

@@ -265,7 +265,8 @@ pub(crate) async fn open(
             });
             let mut once = http.clone();
             once.keep_alive(false);
-            let io = hyper_util::rt::TokioIo::new(Box::pin(tcp));
+            let io =
+                hyper_util::rt::TokioIo::new(crate::unreadable::Unreadable::new(Box::pin(tcp)));
             if let Err(e) = once.serve_connection(io, answer).await {
                 tracing::debug!(error = %e, "a plain HTTP client on the HTTPS port");
             }

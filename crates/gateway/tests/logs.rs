@@ -96,6 +96,13 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     // Refused by the MCP server inside the gateway.
     let (unmcp, unmcp_id) = send(http.get(format!("{url}/mcp"))).await;
     assert_eq!(unmcp, 406);
+    // Headers hyper refuses to read, before the gateway sees a request.
+    let mut crowded = http.get(format!("{url}/sync/health"));
+    for i in 0..120 {
+        crowded = crowded.header(format!("x-header-{i}"), "y");
+    }
+    let (unread, unread_id) = send(crowded).await;
+    assert_eq!(unread, 431);
     // A token made while the gateway runs closes its open mode; a wrong one is refused.
     let created = std::process::Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
         .args(["token", "create", "--name", "lead", "--database"])
@@ -136,6 +143,7 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
         (&large_id, 413, "payload_too_large"),
         (&nowhere_id, 404, "no_route"),
         (&unmcp_id, 406, "not_acceptable"),
+        (&unread_id, 431, "headers_too_large"),
         (&unknown_id, 401, "unauthorized"),
     ] {
         let refused: Vec<_> = lines_of(&log, id)

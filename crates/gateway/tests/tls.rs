@@ -79,6 +79,14 @@ async fn https_is_served_with_the_given_certificate_and_only_to_clients_that_tru
     assert!(projects.to_string().contains("\"tls\""), "{projects}");
     let (status, health) = answer(client.get(format!("{url}/sync/health"))).await;
     assert_eq!(status, 200, "{health}");
+    // Headers over hyper's limit, over TLS: the gateway's JSON answer, not hyper's empty one.
+    let mut crowded = client.get(format!("{url}/sync/health"));
+    for i in 0..120 {
+        crowded = crowded.header(format!("x-header-{i}"), "y");
+    }
+    let (status, refused) = answer(crowded).await;
+    assert_eq!(status, 431, "{refused}");
+    assert_eq!(refused["error"], "headers_too_large", "{refused}");
 
     // /metrics tells when the certificate ends (certificate_files: 4096-01-01).
     let metrics = common::text(client.get(format!("{url}/metrics"))).await;

@@ -37,6 +37,10 @@ struct Args {
     /// SQLite: fsync on every commit, so a power cut loses nothing answered 200.
     #[arg(long)]
     sqlite_full_sync: bool,
+    /// Postgres: open all --max-connections at start and keep them, so a server that other
+    /// clients fill up later cannot leave a burst of requests waiting on refused connections.
+    #[arg(long, env = "IDSE_HOLD_CONNECTIONS")]
+    hold_connections: bool,
     /// Also accept Supabase Auth JWTs signed with this secret (the project's JWT secret).
     #[arg(long, env = "SUPABASE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -260,6 +264,7 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
     let options = OpenOptions {
         max_connections: args.max_connections,
         sqlite_full_sync: args.sqlite_full_sync,
+        hold_connections: args.hold_connections,
         ..OpenOptions::default()
     };
     let store = idse_store::open(&database, &options)

@@ -111,6 +111,12 @@ pub struct OpenOptions {
     /// SQLite only: fsync every commit (`FULL`) rather than at checkpoints (`NORMAL`, which still
     /// survives a killed process; only a power cut can lose the last commits).
     pub sqlite_full_sync: bool,
+    /// Postgres only: open all `max_connections` at start and keep them for good, instead of
+    /// opening them as requests need them and closing them when idle or old. On a server that
+    /// other clients may fill up, the gateway then never needs a new connection to serve a
+    /// burst (a refused one costs a request 3 s and a 503); on a shared pooler it takes slots
+    /// other clients could use.
+    pub hold_connections: bool,
 }
 
 impl Default for OpenOptions {
@@ -120,6 +126,7 @@ impl Default for OpenOptions {
             acquire_timeout: std::time::Duration::from_secs(3),
             lock_timeout: std::time::Duration::from_secs(5),
             sqlite_full_sync: false,
+            hold_connections: false,
         }
     }
 }

@@ -271,9 +271,19 @@ impl PostgresStore {
             options.lock_timeout.as_millis().max(1)
         );
         let max_connections = within_room(options.max_connections, room, needed);
-        let pool = PgPoolOptions::new()
+        let mut pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.acquire_timeout);
+        if options.hold_connections {
+            // All of them now, and none ever closed by the pool: its upkeep would close one
+            // that is idle or old even at the minimum, and reopen it only if the server had
+            // room. One that breaks is replaced when a request next needs it.
+            pool = pool
+                .min_connections(max_connections)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool
             .after_connect(move |conn, _| {
                 let lock_timeout = lock_timeout.clone();
                 Box::pin(async move {

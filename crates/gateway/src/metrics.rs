@@ -1,5 +1,6 @@
-//! `GET /metrics` in Prometheus text format: requests by route and status, push latency, refused
-//! pushes (conflicts) and live event subscribers.
+//! `GET /metrics` in Prometheus text format: requests by route and status (those that could not
+//! be read as HTTP under the route `unreadable`), push latency, refused pushes (conflicts) and
+//! live event subscribers.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +61,12 @@ impl Metrics {
                     "idse_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"
                 ));
             }
+        }
+        // Requests that could not be read as HTTP, so have no route (see `unreadable`).
+        for (status, n) in crate::unreadable::answered().filter(|&(_, n)| n > 0) {
+            out.push_str(&format!(
+                "idse_http_requests_total{{route=\"unreadable\",status=\"{status}\"}} {n}\n"
+            ));
         }
         out.push_str("# HELP idse_push_duration_seconds Time to answer a push.\n");
         out.push_str("# TYPE idse_push_duration_seconds histogram\n");

@@ -9,10 +9,26 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{ready, Context, Poll};
 
 use idse_protocol::ErrorBody;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The statuses hyper answers unreadable requests with.
+const STATUSES: [u16; 3] = [400, 414, 431];
+
+/// Unreadable requests answered, by status (as `STATUSES`). Per process, not per gateway:
+/// they arrive before any request reaches a gateway's state, and a process serves one gateway.
+static ANSWERED: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// How many unreadable requests were answered with each status, for `/metrics`.
+pub(crate) fn answered() -> impl Iterator<Item = (u16, u64)> {
+    STATUSES
+        .into_iter()
+        .zip(&ANSWERED)
+        .map(|(status, n)| (status, n.load(Ordering::Relaxed)))
+}
 
 /// A connection's stream, as hyper reads and writes it, with its unreadable-request answer
 /// swapped (see the module's documentation).
@@ -200,6 +216,9 @@ fn answer(refusal: &Refusal<'_>) -> Vec<u8> {
             "Check the client or proxy that sent it: the method, address and version must be separated by single spaces, and each header must be a name, a colon and a value.",
         ),
     };
+    if let Some(at) = STATUSES.iter().position(|&s| s == refusal.status) {
+        ANSWERED[at].fetch_add(1, Ordering::Relaxed);
+    }
     let id = uuid::Uuid::new_v4();
     tracing::info_span!("request", request_id = %id).in_scope(|| {
         tracing::info!(

@@ -103,6 +103,12 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     }
     let (unread, unread_id) = send(crowded).await;
     assert_eq!(unread, 431);
+    // Counted, though it has no route.
+    let metrics = common::text(http.get(format!("{url}/metrics"))).await;
+    assert!(
+        metrics.contains("idse_http_requests_total{route=\"unreadable\",status=\"431\"} 1\n"),
+        "{metrics}"
+    );
     // A token made while the gateway runs closes its open mode; a wrong one is refused.
     let created = std::process::Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
         .args(["token", "create", "--name", "lead", "--database"])

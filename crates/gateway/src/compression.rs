@@ -142,10 +142,13 @@ pub(crate) fn answers(
 pub(crate) async fn advertise(mut res: axum::response::Response) -> axum::response::Response {
     res.headers_mut().insert(
         header::ACCEPT_ENCODING,
-        header::HeaderValue::from_static("zstd, gzip"),
+        header::HeaderValue::from_static(TAKEN),
     );
     res
 }
+
+/// The codings of request bodies the gateway takes, as `advertise` says them.
+pub(crate) const TAKEN: &str = "zstd, gzip";
 
 #[cfg(test)]
 mod tests {

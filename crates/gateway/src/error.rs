@@ -64,20 +64,27 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl ApiError {
+    /// The answer's JSON body.
+    pub(crate) fn into_body(self) -> ErrorBody {
+        ErrorBody {
+            success: false,
+            error: self.code.to_owned(),
+            message: self.message,
+            detail: self.detail,
+            conflicts: self.conflicts,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let refusal = Refusal {
             code: self.code,
             message: self.message.clone(),
         };
-        let body = ErrorBody {
-            success: false,
-            error: self.code.to_owned(),
-            message: self.message,
-            detail: self.detail,
-            conflicts: self.conflicts,
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        let status = self.status;
+        let mut response = (status, Json(self.into_body())).into_response();
         response.extensions_mut().insert(refusal);
         response
     }
@@ -126,15 +133,20 @@ pub(crate) async fn log_refusals(
     let response = next.run(req).await;
     if response.status().is_client_error() {
         if let Some(refusal) = response.extensions().get::<Refusal>() {
-            tracing::info!(
-                status = response.status().as_u16(),
-                error = refusal.code,
-                reason = %without_quoted(&refusal.message),
-                "request refused"
-            );
+            log_refusal(response.status(), refusal.code, &refusal.message);
         }
     }
     response
+}
+
+/// The INFO line of one refused request (see `log_refusals`), in the current request's span.
+pub(crate) fn log_refusal(status: StatusCode, code: &str, message: &str) {
+    tracing::info!(
+        status = status.as_u16(),
+        error = code,
+        reason = %without_quoted(message),
+        "request refused"
+    );
 }
 
 impl From<StoreError> for ApiError {

@@ -12,8 +12,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{ready, Context, Poll};
 
-use idse_protocol::ErrorBody;
+use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::ApiError;
 
 /// The statuses hyper answers unreadable requests with.
 const STATUSES: [u16; 3] = [400, 414, 431];
@@ -174,7 +176,7 @@ fn refusal_at(buf: &[u8]) -> Option<Refusal<'_>> {
     let head = std::str::from_utf8(&buf[start..]).ok()?;
     let mut lines = head.strip_suffix("\r\n\r\n")?.split("\r\n");
     let status: u16 = lines.next()?.get(9..12)?.parse().ok()?;
-    if !matches!(status, 400 | 414 | 431) {
+    if !STATUSES.contains(&status) {
         return None;
     }
     let (mut close, mut empty, mut date) = (false, false, None);
@@ -219,28 +221,18 @@ fn answer(refusal: &Refusal<'_>) -> Vec<u8> {
     if let Some(at) = STATUSES.iter().position(|&s| s == refusal.status) {
         ANSWERED[at].fetch_add(1, Ordering::Relaxed);
     }
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
     let id = uuid::Uuid::new_v4();
-    tracing::info_span!("request", request_id = %id).in_scope(|| {
-        tracing::info!(
-            status = refusal.status,
-            error = code,
-            reason = message,
-            "request refused"
-        );
-    });
-    let body = ErrorBody {
-        success: false,
-        error: code.to_owned(),
-        message: message.to_owned(),
-        detail: detail.to_owned(),
-        conflicts: None,
-    };
+    tracing::info_span!("request", request_id = %id)
+        .in_scope(|| crate::error::log_refusal(status, code, message));
+    let body = ApiError::new(status, code, message, detail).into_body();
     // The body is two fixed sentences and a code: it cannot fail to serialize.
     let body = serde_json::to_vec(&body).unwrap_or_default();
     let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\naccept-encoding: zstd, gzip\r\n\
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\naccept-encoding: {}\r\n\
          x-request-id: {id}\r\nconnection: close\r\ncontent-length: {}\r\n",
         refusal.status,
+        crate::compression::TAKEN,
         body.len()
     );
     if let Some(date) = refusal.date {
@@ -256,6 +248,7 @@ fn answer(refusal: &Refusal<'_>) -> Vec<u8> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use idse_protocol::ErrorBody;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;

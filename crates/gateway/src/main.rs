@@ -71,6 +71,15 @@ enum Command {
         /// The new file (an existing file is never overwritten).
         file: PathBuf,
     },
+    /// Copy every project (same ids, sessions and full history) and token of --database into
+    /// another database: the embedded SQLite file into a team's Postgres, say. Stop the gateway
+    /// on --database first; running the copy again copies only what is missing.
+    Copy {
+        /// The destination: `postgres://…` (Supabase's session pooler or a direct connection)
+        /// or a SQLite file.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Manage the bearer tokens of a team gateway (with no tokens it serves loopback only).
     Token {
         #[command(subcommand)]
@@ -160,6 +169,66 @@ fn backup(database: &str, file: &std::path::Path) -> anyhow::Result<()> {
         done.bytes,
         done.path.display()
     );
+    Ok(())
+}
+
+async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()> {
+    if from.trim() == to.trim() {
+        bail!(
+            "--to names the database the copy is made from ({}); name another one",
+            redact(to)
+        );
+    }
+    if !idse_store::is_postgres(from) && idse_store::SqliteStore::existing_file(from).is_none() {
+        bail!("there is no database file at {from}; name the gateway's database with --database");
+    }
+    let source = idse_store::open(from, options)
+        .await
+        .with_context(|| format!("while opening the database to copy from, {}", redact(from)))?;
+    let dest = idse_store::open(to, options)
+        .await
+        .with_context(|| format!("while opening the database to copy to, {}", redact(to)))?;
+    let report = idse_store::copy(source.as_ref(), dest.as_ref(), &mut |step| {
+        use idse_store::{CopyStep, Imported};
+        let (what, outcome) = match step {
+            CopyStep::Project {
+                name,
+                id,
+                revisions,
+                outcome,
+            } => (
+                format!("project {name} ({id}, {revisions} revision(s))"),
+                outcome,
+            ),
+            CopyStep::Token { name, outcome } => (format!("token {name}"), outcome),
+        };
+        match outcome {
+            Ok(Imported::Copied) => eprintln!("copied {what}"),
+            Ok(Imported::AlreadyThere) => eprintln!("already there: {what}"),
+            Err(e) => eprintln!("not copied: {what}: {e}"),
+        }
+    })
+    .await
+    .context(
+        "while copying; every project copied so far is whole, and running the copy again \
+         copies the rest",
+    )?;
+    println!(
+        "Copied {} project(s) with {} revision(s) and {} token(s) to {}; {} project(s) and {} \
+         token(s) were there already.",
+        report.projects_copied,
+        report.revisions_copied,
+        report.tokens_copied,
+        redact(to),
+        report.projects_there,
+        report.tokens_there
+    );
+    if !report.refused.is_empty() {
+        bail!(
+            "{} item(s) were not copied, as said above; everything else was",
+            report.refused.len()
+        );
+    }
     Ok(())
 }
 
@@ -267,6 +336,9 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         hold_connections: args.hold_connections,
         ..OpenOptions::default()
     };
+    if let Some(Command::Copy { to }) = &args.command {
+        return copy(&database, to, &options).await;
+    }
     let store = idse_store::open(&database, &options)
         .await
         .with_context(|| format!("while opening the database {}", redact(&database)))?;

@@ -40,6 +40,25 @@ pub enum StoreError {
     TooFewConnections(u32),
     #[error("the database schema could not be brought up to date")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A copy found something else where a project or token would go (see [`crate::copy`]).
+    #[error(transparent)]
+    Clash(#[from] Clash),
+}
+
+/// What a copy found in the destination in place of a project or token of the source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Clash {
+    #[error("the destination holds project `{name}` ({id}) at revision {there}, the source at revision {from}: it changed on one side after an earlier copy, so it was not copied again; keep the destination's, or copy into a new, empty database")]
+    ProjectMoved {
+        name: String,
+        id: Uuid,
+        there: i64,
+        from: i64,
+    },
+    #[error("the destination holds another project named `{name}` ({there}), so `{name}` ({id}) was not copied; rename one of the two (its `name` in its database), then copy again")]
+    ProjectName { name: String, id: Uuid, there: Uuid },
+    #[error("the destination has a token named `{0}` with another secret, so the source's was not copied; create a token under another name on the destination if it is still needed")]
+    Token(String),
 }
 
 impl From<sqlx::Error> for StoreError {

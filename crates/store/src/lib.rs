@@ -2,6 +2,7 @@
 //! implementation, per-backend forward-only migrations, and the push rules (conflict check,
 //! history) that both implementations share.
 
+mod copy;
 mod error;
 mod hashes;
 mod model;
@@ -15,7 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use error::{BoxError, StoreError};
+pub use copy::{copy, CopyReport, CopyStep};
+pub use error::{BoxError, Clash, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rules::stage_states;
@@ -69,6 +71,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The live token whose secret hashes to `sha256`.
     async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Everything held of one project, read at one moment, to copy it to another store.
+    async fn export_project(&self, project: Uuid) -> Result<ProjectExport, StoreError>;
+
+    /// Writes a project another store exported, under its id, whole or not at all. Answers
+    /// [`Imported::AlreadyThere`] when an earlier copy wrote it as it is, and refuses with
+    /// [`StoreError::Clash`] when the id or name holds something else here.
+    async fn import_project(&self, export: ProjectExport) -> Result<Imported, StoreError>;
+
+    /// Every token, revoked ones included, with its secret's hash.
+    async fn export_tokens(&self) -> Result<Vec<TokenExport>, StoreError>;
+
+    /// Writes a token another store exported; a name held with another secret is a
+    /// [`StoreError::Clash`].
+    async fn import_token(&self, token: TokenExport) -> Result<Imported, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite:…` or a plain path for SQLite, `postgres://…` or

@@ -149,3 +149,61 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// A session's row: its state and metadata as last pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub state_json: Option<Value>,
+    pub session_metadata: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One accepted text with its history entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionText {
+    pub record: RevisionRecord,
+    pub text: String,
+}
+
+/// Everything a store holds of one project, to copy it whole into another store (see
+/// [`crate::copy`]). A store's row ids are not part of it: the copy gets ids of its own, in the
+/// same order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectExport {
+    pub project: ProjectRecord,
+    /// The `constraints` column of the `projects` row, kept for the team's own clients (the
+    /// gateway never reads it).
+    pub constraints: Option<String>,
+    pub sessions: Vec<SessionRecord>,
+    /// Every accepted text, oldest first. Each stage of each session holds the newest of its
+    /// own.
+    pub revisions: Vec<RevisionText>,
+}
+
+impl ProjectExport {
+    /// The text each stage of `session` holds now: its newest revision.
+    pub fn current_texts(&self, session: &str) -> BTreeMap<&str, &RevisionText> {
+        self.revisions
+            .iter()
+            .filter(|r| r.record.session_id == session)
+            .map(|r| (r.record.artifact.as_str(), r))
+            .collect()
+    }
+}
+
+/// A token as a store keeps it, its secret's hash included, to copy it to another store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExport {
+    pub token: TokenRecord,
+    pub sha256: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Copied,
+    /// The destination held it already, as the source has it (an earlier copy): nothing written.
+    AlreadyThere,
+}

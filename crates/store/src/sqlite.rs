@@ -15,14 +15,15 @@ use uuid::Uuid;
 
 mod backup;
 mod checkpoints;
+mod transfer;
 mod wal_writeback;
 mod writer;
 
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
-    HistoryFilter, HistoryPage, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord,
-    Snapshot, Store, StoreError, TokenRecord,
+    HistoryFilter, HistoryPage, Imported, OpenOptions, ProjectExport, ProjectRecord, PushInput,
+    PushOutcome, RevisionRecord, Snapshot, Store, StoreError, TokenExport, TokenRecord,
 };
 pub use backup::{Backup, BackupError};
 use checkpoints::Checkpoints;
@@ -93,6 +94,14 @@ impl SqliteStore {
         let options =
             connect_options(location).map_err(|_| BackupError::Location(location.to_owned()))?;
         backup::backup(options.get_filename(), dest)
+    }
+
+    /// The file `location` (a `sqlite:` URL or a file path) names, if it is a database file that
+    /// exists: a copy from a mistyped path should say so, not copy an empty new database.
+    pub fn existing_file(location: &str) -> Option<std::path::PathBuf> {
+        let options = connect_options(location).ok()?;
+        let file = options.get_filename();
+        file.is_file().then(|| file.to_owned())
     }
 
     /// Opens (creating if missing) the database at `location`: a `sqlite:` URL or a file path.
@@ -617,6 +626,26 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn export_project(&self, project: Uuid) -> Result<ProjectExport, StoreError> {
+        transfer::export_project(&self.reader, project).await
+    }
+
+    async fn import_project(&self, export: ProjectExport) -> Result<Imported, StoreError> {
+        self.writer
+            .run(move |conn| transfer::import_project(conn, &export))
+            .await
+    }
+
+    async fn export_tokens(&self) -> Result<Vec<TokenExport>, StoreError> {
+        transfer::export_tokens(&self.reader).await
+    }
+
+    async fn import_token(&self, token: TokenExport) -> Result<Imported, StoreError> {
+        self.writer
+            .run(move |conn| transfer::import_token(conn, &token))
+            .await
     }
 }
 

@@ -6,6 +6,7 @@
 mod connections;
 mod group_commit;
 mod pooling;
+mod transfer;
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,8 @@ use uuid::Uuid;
 use crate::hashes::TextHashes;
 use crate::rules::{self, Hashed};
 use crate::{
-    HistoryFilter, HistoryPage, OpenOptions, ProjectRecord, PushInput, PushOutcome, RevisionRecord,
-    Snapshot, Store, StoreError, TokenRecord,
+    HistoryFilter, HistoryPage, Imported, OpenOptions, ProjectExport, ProjectRecord, PushInput,
+    PushOutcome, RevisionRecord, Snapshot, Store, StoreError, TokenExport, TokenRecord,
 };
 
 #[derive(Debug, Clone)]
@@ -937,6 +938,25 @@ impl Store for PostgresStore {
         .fetch_optional(&mut *conn)
         .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn export_project(&self, project: Uuid) -> Result<ProjectExport, StoreError> {
+        transfer::export_project(&self.pool, project).await
+    }
+
+    async fn import_project(&self, export: ProjectExport) -> Result<Imported, StoreError> {
+        let imported = transfer::import_project(&self.pool, &export).await;
+        // Nothing of this project may be taken from what the batch writers last wrote.
+        self.commits.forget(export.project.id);
+        imported
+    }
+
+    async fn export_tokens(&self) -> Result<Vec<TokenExport>, StoreError> {
+        transfer::export_tokens(&self.pool).await
+    }
+
+    async fn import_token(&self, token: TokenExport) -> Result<Imported, StoreError> {
+        transfer::import_token(&self.pool, &token).await
     }
 }
 

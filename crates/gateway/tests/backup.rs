@@ -3,6 +3,7 @@
 //! a backup never overwrites a file.
 #![allow(clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,25 +11,19 @@ use std::time::Duration;
 
 use idse_protocol::content_hash;
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 mod common;
-use common::{assert_holds, spawn_gateway};
+use common::{assert_holds, run_command, spawn_gateway};
 
 async fn backup(database: &str, dest: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
-        .args(["--database", database, "backup"])
-        .arg(dest)
-        .env("RUST_LOG", "warn")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let database = OsStr::new(database);
+    run_command(&[
+        OsStr::new("--database"),
+        database,
+        OsStr::new("backup"),
+        dest.as_os_str(),
+    ])
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,24 +8,13 @@ use std::path::Path;
 
 use idse_protocol::content_hash;
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 mod common;
-use common::{answer, spawn_gateway, spawn_gateway_with};
+use common::{answer, run_command, spawn_gateway, spawn_gateway_with};
 
 async fn copy(from: &str, to: &str) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
-        .args(["--database", from, "copy", "--to", to])
-        .env("RUST_LOG", "warn")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args = ["--database", from, "copy", "--to", to];
+    run_command(&args.map(OsStr::new)).await
 }
 
 async fn pull(url: &str, id: &str) -> Value {

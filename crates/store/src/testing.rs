@@ -333,6 +333,41 @@ impl<'a> UrlParts<'a> {
     }
 }
 
+/// Seeds the empty database `url` with a team's `projects` table from before IDSE Desk, in the
+/// seed's schema: a row `legacy` with texts in its columns (`# Old intent`, `# Old spec`; its
+/// state names session `session-1`; `constraints` is `keep me`), and two rows named `dup`, the
+/// second a day younger. Answers the legacy row's id.
+pub async fn seed_legacy_table(url: &str) -> uuid::Uuid {
+    let raw = sqlx::PgPool::connect(url).await.expect("connect");
+    sqlx::query(
+        "CREATE TABLE projects (
+          id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT NOT NULL, stack TEXT,
+          constraints TEXT, intent_md TEXT, context_md TEXT, spec_md TEXT, plan_md TEXT,
+          tasks_md TEXT, feedback_md TEXT, state_json JSONB, created_at TIMESTAMPTZ DEFAULT NOW(),
+          updated_at TIMESTAMPTZ DEFAULT NOW())",
+    )
+    .execute(&raw)
+    .await
+    .expect("create the seed's table");
+    let legacy = sqlx::query_scalar(
+        "INSERT INTO projects (name, stack, constraints, intent_md, spec_md, state_json) \
+         VALUES ('legacy', 'python', 'keep me', '# Old intent', '# Old spec', \
+         '{\"stages\": {\"intent\": \"complete\"}, \"session_id\": \"session-1\"}') RETURNING id",
+    )
+    .fetch_one(&raw)
+    .await
+    .expect("insert the legacy row");
+    sqlx::query(
+        "INSERT INTO projects (name, created_at) \
+         VALUES ('dup', now() - interval '1 day'), ('dup', now())",
+    )
+    .execute(&raw)
+    .await
+    .expect("insert the duplicates");
+    raw.close().await;
+    legacy
+}
+
 /// `input` pushed on `base` (artifact key → hash), as a client that pulled `base` pushes.
 pub fn based(mut input: PushInput, base: &BTreeMap<String, String>) -> PushInput {
     input.base = Some(base.clone());

@@ -362,24 +362,8 @@ async fn legacy_rows_are_copied_as_their_first_push_would_adopt_them() {
     let Some(url) = testing::postgres_database().await else {
         return;
     };
-    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    let legacy = testing::seed_legacy_table(&url).await;
     let source = idse_store::PostgresStore::connect(&url, &idse_store::OpenOptions::default())
-        .await
-        .unwrap();
-    let legacy: Uuid = sqlx::query_scalar(
-        "INSERT INTO projects (name, stack, constraints, intent_md, spec_md, state_json) \
-         VALUES ('legacy', 'python', 'keep me', '# Old intent', '# Old spec', \
-         '{\"stages\": {\"intent\": \"complete\"}, \"session_id\": \"session-1\"}') RETURNING id",
-    )
-    .fetch_one(&raw)
-    .await
-    .unwrap();
-    sqlx::query("DROP INDEX projects_name_key")
-        .execute(&raw)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO projects (name, created_at) VALUES ('dup', now() - interval '1 day'), ('dup', now())")
-        .execute(&raw)
         .await
         .unwrap();
     let dest = testing::open(Backend::Sqlite).await.unwrap();

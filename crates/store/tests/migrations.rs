@@ -8,31 +8,14 @@ use idse_store::testing;
 use idse_store::{OpenOptions, PostgresStore, PushInput, SqliteStore, Store, StoreError};
 use sqlx::Row;
 
-const SEED: &str = "CREATE TABLE projects (
-  id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT NOT NULL, stack TEXT, constraints TEXT,
-  intent_md TEXT, context_md TEXT, spec_md TEXT, plan_md TEXT, tasks_md TEXT, feedback_md TEXT,
-  state_json JSONB, created_at TIMESTAMPTZ DEFAULT NOW(), updated_at TIMESTAMPTZ DEFAULT NOW())";
-
 #[tokio::test]
 async fn a_seeded_supabase_table_is_adopted_without_loss() {
     let Some(url) = testing::postgres_database().await else {
         return;
     };
+    // With a duplicate name the unique index cannot be built, and the gateway must still start.
+    let legacy_id = testing::seed_legacy_table(&url).await;
     let raw = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(SEED).execute(&raw).await.unwrap();
-    let legacy_id: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO projects (name, stack, constraints, intent_md, spec_md, state_json) \
-         VALUES ('legacy', 'python', 'keep me', '# Old intent', '# Old spec', \
-         '{\"stages\": {\"intent\": \"complete\"}, \"session_id\": \"session-1\"}') RETURNING id",
-    )
-    .fetch_one(&raw)
-    .await
-    .unwrap();
-    // A duplicate name: the unique index cannot be built, and the gateway must still start.
-    sqlx::query("INSERT INTO projects (name) VALUES ('dup'), ('dup')")
-        .execute(&raw)
-        .await
-        .unwrap();
 
     let store = PostgresStore::connect(&url, &OpenOptions::default())
         .await

@@ -159,6 +159,23 @@ pub fn gateway_command(db: &std::path::Path, more: &[&std::ffi::OsStr]) -> Comma
     cmd
 }
 
+/// Runs an `idse-gateway` command (`backup`, `copy`, …) to its end; answers whether it
+/// succeeded, and its stdout and stderr.
+pub async fn run_command(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts the `idse-gateway` binary on a free loopback port over the SQLite file `db`; answers
 /// the process and its URL, read from its first line.
 pub async fn spawn_gateway(db: &std::path::Path) -> (Child, String) {

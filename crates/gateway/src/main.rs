@@ -173,14 +173,19 @@ fn backup(database: &str, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()> {
-    if from.trim() == to.trim() {
+    let source_file = idse_store::SqliteStore::existing_file(from);
+    if !idse_store::is_postgres(from) && source_file.is_none() {
+        bail!("there is no database file at {from}; name the gateway's database with --database");
+    }
+    // The same file under two spellings (`./a.db`, `sqlite:a.db`) is the same database.
+    let file_of = |f: Option<PathBuf>| f.and_then(|f| std::fs::canonicalize(f).ok());
+    let same_file = source_file.is_some()
+        && file_of(source_file.clone()) == file_of(idse_store::SqliteStore::existing_file(to));
+    if from.trim() == to.trim() || same_file {
         bail!(
             "--to names the database the copy is made from ({}); name another one",
             redact(to)
         );
-    }
-    if !idse_store::is_postgres(from) && idse_store::SqliteStore::existing_file(from).is_none() {
-        bail!("there is no database file at {from}; name the gateway's database with --database");
     }
     let source = idse_store::open(from, options)
         .await

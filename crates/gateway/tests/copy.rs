@@ -142,10 +142,13 @@ async fn a_copy_from_nowhere_or_onto_itself_is_refused_and_makes_nothing() {
 
     let db = dir.path().join("gateway.sqlite3");
     drop(spawn_gateway(&db).await);
-    let (ok, _, stderr) = copy(db.to_str().unwrap(), db.to_str().unwrap()).await;
-    assert!(!ok);
-    assert!(
-        stderr.contains("names the database the copy is made from"),
-        "{stderr}"
-    );
+    let other_spelling = format!("sqlite:{}/./gateway.sqlite3", dir.path().display());
+    for to in [db.to_str().unwrap(), &other_spelling] {
+        let (ok, _, stderr) = copy(db.to_str().unwrap(), to).await;
+        assert!(!ok, "{to}");
+        assert!(
+            stderr.contains("names the database the copy is made from"),
+            "{to}: {stderr}"
+        );
+    }
 }

@@ -193,6 +193,14 @@ async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()>
     let dest = idse_store::open(to, options)
         .await
         .with_context(|| format!("while opening the database to copy to, {}", redact(to)))?;
+    // The source may come from DATABASE_URL or SUPABASE_DB_URL: say which it is.
+    eprintln!(
+        "copying from {} ({}) to {} ({})",
+        redact(from),
+        source.kind(),
+        redact(to),
+        dest.kind()
+    );
     let report = idse_store::copy(source.as_ref(), dest.as_ref(), &mut |step| {
         use idse_store::{CopyStep, Imported};
         let (what, outcome) = match step {

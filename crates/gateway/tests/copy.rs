@@ -70,6 +70,10 @@ async fn a_team_moves_to_another_database_and_its_clients_go_on() {
         !stdout.contains("idse-test"),
         "the password is not printed: {stdout}"
     );
+    assert!(
+        stderr.starts_with(&format!("copying from {source} (sqlite) to ")),
+        "{stderr}"
+    );
     assert!(stderr.contains("copied project alpha"), "{stderr}");
 
     // Nothing to do the second time.

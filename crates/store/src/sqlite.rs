@@ -228,6 +228,23 @@ async fn select_project(
     row.as_ref().map(project_from_row).transpose()
 }
 
+/// The columns of a history entry ([`revision_from_row`]), `bytes` counted as UTF-8.
+const REVISION_COLUMNS: &str = "session_id, artifact, revision, sha256, \
+     length(CAST(text AS BLOB)) AS bytes, agent, author, pushed_at";
+
+fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord, StoreError> {
+    Ok(RevisionRecord {
+        session_id: r.try_get("session_id")?,
+        artifact: r.try_get("artifact")?,
+        revision: r.try_get("revision")?,
+        sha256: r.try_get("sha256")?,
+        bytes: r.try_get("bytes")?,
+        agent: r.try_get("agent")?,
+        author: r.try_get("author")?,
+        pushed_at: from_micros(r.try_get("pushed_at")?)?,
+    })
+}
+
 /// A session's current texts: artifact, text and hash.
 const SESSION_TEXTS: &str = "SELECT d.artifact, r.text, d.sha256 FROM documents d \
      JOIN revisions r ON r.id = d.rev_id WHERE d.project_id = ?1 AND d.session_id = ?2";
@@ -519,36 +536,22 @@ impl Store for SqliteStore {
         select_project(&mut conn, project)
             .await?
             .ok_or(StoreError::ProjectNotFound(project))?;
-        let rows = sqlx::query(
-            "SELECT id, session_id, artifact, revision, sha256, length(CAST(text AS BLOB)) AS bytes, agent, author, pushed_at \
-             FROM revisions WHERE project_id = ?1 \
+        let sql = format!(
+            "SELECT id, {REVISION_COLUMNS} FROM revisions WHERE project_id = ?1 \
              AND (?2 IS NULL OR artifact = ?2) AND (?3 IS NULL OR session_id = ?3) \
-             AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
-        )
-        .bind(project.to_string())
-        .bind(&filter.artifact)
-        .bind(&filter.session_id)
-        .bind(filter.before)
-        .bind(filter.limit.saturating_add(1))
-        .fetch_all(&mut *conn)
-        .await?;
+             AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(project.to_string())
+            .bind(&filter.artifact)
+            .bind(&filter.session_id)
+            .bind(filter.before)
+            .bind(filter.limit.saturating_add(1))
+            .fetch_all(&mut *conn)
+            .await?;
         let rows = rows
             .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    RevisionRecord {
-                        session_id: r.try_get("session_id")?,
-                        artifact: r.try_get("artifact")?,
-                        revision: r.try_get("revision")?,
-                        sha256: r.try_get("sha256")?,
-                        bytes: r.try_get("bytes")?,
-                        agent: r.try_get("agent")?,
-                        author: r.try_get("author")?,
-                        pushed_at: from_micros(r.try_get("pushed_at")?)?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get("id")?, revision_from_row(r)?)))
             .collect::<Result<_, StoreError>>()?;
         Ok(HistoryPage::from_rows(rows, filter.limit))
     }

@@ -226,6 +226,26 @@ impl<'a> WriteBatch<'a> {
     }
 }
 
+/// The columns of a history entry ([`revision_from_row`]), `bytes` counted as UTF-8.
+const REVISION_COLUMNS: &str = "session_id, artifact, revision, sha256, \
+     octet_length(text)::bigint AS bytes, agent, author, pushed_at";
+
+fn revision_from_row(r: &PgRow) -> Result<RevisionRecord, StoreError> {
+    Ok(RevisionRecord {
+        session_id: r.try_get("session_id")?,
+        artifact: r.try_get("artifact")?,
+        revision: r.try_get("revision")?,
+        sha256: r.try_get("sha256")?,
+        bytes: r.try_get("bytes")?,
+        agent: r.try_get("agent")?,
+        author: r.try_get("author")?,
+        pushed_at: r.try_get("pushed_at")?,
+    })
+}
+
+/// The author the history names for texts adopted from a row written before IDSE Desk.
+const IMPORTED: &str = "imported";
+
 const LEGACY_COLUMNS: &str = "intent_md, context_md, spec_md, plan_md, tasks_md, \
      implementation_md, feedback_md";
 
@@ -575,7 +595,7 @@ impl PostgresStore {
         sqlx::query(
             "WITH rev AS ( \
                INSERT INTO revisions (project_id, session_id, artifact, revision, sha256, text, agent, author, pushed_at) \
-               SELECT $1, $2, k, 0, h, t, NULL, 'imported', $6 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u(k, t, h) \
+               SELECT $1, $2, k, 0, h, t, NULL, $7, $6 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u(k, t, h) \
                RETURNING id, artifact, sha256) \
              INSERT INTO documents (project_id, session_id, artifact, sha256, revision, rev_id, updated_at) \
              SELECT $1, $2, artifact, sha256, 0, id, $6 FROM rev",
@@ -586,6 +606,7 @@ impl PostgresStore {
         .bind(&bodies)
         .bind(&hashes)
         .bind(now)
+        .bind(IMPORTED)
         .execute(&mut *conn)
         .await?;
         if project.last_session_id.is_none() {
@@ -817,19 +838,19 @@ impl Store for PostgresStore {
         filter: &HistoryFilter,
     ) -> Result<HistoryPage, StoreError> {
         let mut conn = connections::acquire(&self.pool).await?;
-        let rows = sqlx::query(
-            "SELECT id, session_id, artifact, revision, sha256, octet_length(text)::bigint AS bytes, agent, author, pushed_at \
-             FROM revisions WHERE project_id = $1 \
+        let sql = format!(
+            "SELECT id, {REVISION_COLUMNS} FROM revisions WHERE project_id = $1 \
              AND ($2::text IS NULL OR artifact = $2) AND ($3::text IS NULL OR session_id = $3) \
-             AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
-        )
-        .bind(project)
-        .bind(&filter.artifact)
-        .bind(&filter.session_id)
-        .bind(filter.before)
-        .bind(filter.limit.saturating_add(1))
-        .fetch_all(&mut *conn)
-        .await?;
+             AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(project)
+            .bind(&filter.artifact)
+            .bind(&filter.session_id)
+            .bind(filter.before)
+            .bind(filter.limit.saturating_add(1))
+            .fetch_all(&mut *conn)
+            .await?;
         if rows.is_empty() {
             select_project(&mut conn, project, false)
                 .await?
@@ -837,21 +858,7 @@ impl Store for PostgresStore {
         }
         let rows = rows
             .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    RevisionRecord {
-                        session_id: r.try_get("session_id")?,
-                        artifact: r.try_get("artifact")?,
-                        revision: r.try_get("revision")?,
-                        sha256: r.try_get("sha256")?,
-                        bytes: r.try_get("bytes")?,
-                        agent: r.try_get("agent")?,
-                        author: r.try_get("author")?,
-                        pushed_at: r.try_get("pushed_at")?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get("id")?, revision_from_row(r)?)))
             .collect::<Result<_, StoreError>>()?;
         Ok(HistoryPage::from_rows(rows, filter.limit))
     }

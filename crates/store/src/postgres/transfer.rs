@@ -8,7 +8,10 @@ use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
-use super::{connections, legacy_texts, project_from_row, token_from_row, PROJECT_COLUMNS};
+use super::{
+    connections, legacy_texts, project_from_row, revision_from_row, token_from_row, IMPORTED,
+    PROJECT_COLUMNS, REVISION_COLUMNS,
+};
 use crate::copy::{self, Found};
 use crate::{
     Imported, ProjectExport, RevisionRecord, RevisionText, SessionRecord, StoreError, TokenExport,
@@ -18,10 +21,6 @@ use crate::{
 /// history is not sent as one message of hundreds of megabytes.
 const CHUNK_ROWS: usize = 1_000;
 const CHUNK_BYTES: usize = 16 * 1024 * 1024;
-
-/// The author the history names for texts adopted from a row written before IDSE Desk, as a
-/// first push to such a row files them.
-const IMPORTED: &str = "imported";
 
 /// One project, read in one repeatable-read transaction so its rows belong to one moment. A row
 /// written before IDSE Desk (texts in its columns, no history yet) is exported as the gateway
@@ -52,16 +51,20 @@ pub(super) async fn export_project(
     .iter()
     .map(session_from_row)
     .collect::<Result<_, StoreError>>()?;
-    let mut revisions: Vec<RevisionText> = sqlx::query(
-        "SELECT session_id, artifact, revision, sha256, text, agent, author, pushed_at \
-         FROM revisions WHERE project_id = $1 ORDER BY id",
-    )
-    .bind(project)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(revision_from_row)
-    .collect::<Result<_, StoreError>>()?;
+    let sql =
+        format!("SELECT {REVISION_COLUMNS}, text FROM revisions WHERE project_id = $1 ORDER BY id");
+    let mut revisions: Vec<RevisionText> = sqlx::query(&sql)
+        .bind(project)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(RevisionText {
+                record: revision_from_row(r)?,
+                text: r.try_get("text")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
     if revisions.is_empty() {
         adopt_legacy(&mut tx, &mut record, &mut sessions, &mut revisions).await?;
     }
@@ -128,23 +131,6 @@ fn session_from_row(r: &PgRow) -> Result<SessionRecord, StoreError> {
             .map(|j| j.0),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn revision_from_row(r: &PgRow) -> Result<RevisionText, StoreError> {
-    let text: String = r.try_get("text")?;
-    Ok(RevisionText {
-        record: RevisionRecord {
-            session_id: r.try_get("session_id")?,
-            artifact: r.try_get("artifact")?,
-            revision: r.try_get("revision")?,
-            sha256: r.try_get("sha256")?,
-            bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
-            agent: r.try_get("agent")?,
-            author: r.try_get("author")?,
-            pushed_at: r.try_get("pushed_at")?,
-        },
-        text,
     })
 }
 

@@ -4,11 +4,12 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::{from_micros, micros, parse_json, project_from_row, project_id, token_from_row};
-use crate::copy::{self, Found};
-use crate::{
-    Imported, ProjectExport, RevisionRecord, RevisionText, SessionRecord, StoreError, TokenExport,
+use super::{
+    from_micros, micros, parse_json, project_from_row, project_id, revision_from_row,
+    token_from_row, REVISION_COLUMNS,
 };
+use crate::copy::{self, Found};
+use crate::{Imported, ProjectExport, RevisionText, SessionRecord, StoreError, TokenExport};
 
 /// One project, read in one transaction so its rows belong to one moment.
 pub(super) async fn export_project(
@@ -46,31 +47,20 @@ pub(super) async fn export_project(
         })
     })
     .collect::<Result<_, StoreError>>()?;
-    let revisions = sqlx::query(
-        "SELECT session_id, artifact, revision, sha256, text, agent, author, pushed_at \
-         FROM revisions WHERE project_id = ? ORDER BY id",
-    )
-    .bind(&id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| {
-        let text: String = r.try_get("text")?;
-        Ok(RevisionText {
-            record: RevisionRecord {
-                session_id: r.try_get("session_id")?,
-                artifact: r.try_get("artifact")?,
-                revision: r.try_get("revision")?,
-                sha256: r.try_get("sha256")?,
-                bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
-                agent: r.try_get("agent")?,
-                author: r.try_get("author")?,
-                pushed_at: from_micros(r.try_get("pushed_at")?)?,
-            },
-            text,
+    let sql =
+        format!("SELECT {REVISION_COLUMNS}, text FROM revisions WHERE project_id = ? ORDER BY id");
+    let revisions = sqlx::query(&sql)
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(RevisionText {
+                record: revision_from_row(r)?,
+                text: r.try_get("text")?,
+            })
         })
-    })
-    .collect::<Result<_, StoreError>>()?;
+        .collect::<Result<_, StoreError>>()?;
     tx.rollback().await?;
     Ok(ProjectExport {
         project: record,

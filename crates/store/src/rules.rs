@@ -1,14 +1,15 @@
-//! The push rules both stores share: which stages change, which conflict, and how the
-//! `projects` row mirrors the latest pushed session.
+//! The sync rules both stores share: which stages a push changes, which conflict, how the
+//! `projects` row mirrors the latest pushed session, and what a pull answers.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use idse_protocol::{artifact_key_stage, Stage, StageConflict};
 use serde_json::Value;
 
 use uuid::Uuid;
 
-use crate::{PushInput, PushOutcome, StoreError};
+use crate::{ProjectRecord, PushInput, PushOutcome, Snapshot, StoreError};
 
 /// A pushed text with its hash, computed before any lock is taken.
 #[derive(Debug)]
@@ -142,17 +143,52 @@ pub(crate) fn mirror_columns(
         .collect()
 }
 
-/// Splits artifact key → (text, hash) into the two maps a pull answers with.
-pub(crate) fn split_texts(
-    texts: BTreeMap<String, (String, String)>,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+/// What a pull read of one session, in one snapshot.
+pub(crate) struct PulledSession {
+    /// The session asked for, or the one the project's row mirrors.
+    pub id: String,
+    /// Its state and when it last changed, where it has a row of its own.
+    pub row: Option<(Option<Value>, DateTime<Utc>)>,
+    /// Artifact key → (text, hash).
+    pub texts: BTreeMap<String, (String, String)>,
+}
+
+/// What a pull of `record` answers. A session asked for by name (`asked`) with neither a row
+/// nor texts does not exist. One without a row of its own (the texts of a row written before
+/// IDSE Desk, or no session pushed yet) answers with the project's state and time.
+pub(crate) fn snapshot(
+    record: ProjectRecord,
+    asked: Option<&str>,
+    session: PulledSession,
+) -> Result<Snapshot, StoreError> {
+    let (state_json, updated_at) = match session.row {
+        Some(row) => row,
+        None if asked.is_some() && session.texts.is_empty() => {
+            return Err(StoreError::SessionNotFound {
+                project: record.id,
+                session: session.id,
+            })
+        }
+        None => (record.state_json.clone(), record.updated_at),
+    };
     let mut artifacts = BTreeMap::new();
     let mut hashes = BTreeMap::new();
-    for (key, (text, hash)) in texts {
+    for (key, (text, hash)) in session.texts {
         hashes.insert(key.clone(), hash);
         artifacts.insert(key, text);
     }
-    (artifacts, hashes)
+    Ok(Snapshot {
+        project_id: record.id,
+        session_id: session.id,
+        name: record.name,
+        stack: record.stack,
+        framework: record.framework,
+        artifacts,
+        hashes,
+        state_json: state_json.or(record.state_json),
+        updated_at,
+        revision: record.revision,
+    })
 }
 
 /// The stage statuses of a `session_state.json`, with `complete` read as `completed`.
@@ -298,5 +334,68 @@ mod tests {
             legacy_session(Some(&serde_json::json!({"session_id": "../x"}))),
             "__blueprint__"
         );
+    }
+
+    #[test]
+    fn a_pull_answers_with_the_session_or_the_project() {
+        let at = |secs| DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
+        let record = ProjectRecord {
+            id: Uuid::from_u128(7),
+            name: "p".into(),
+            stack: None,
+            framework: None,
+            state_json: Some(serde_json::json!({"from": "project"})),
+            created_at: at(1),
+            updated_at: at(2),
+            last_synced: None,
+            last_agent: None,
+            last_author: None,
+            last_session_id: Some("s".into()),
+            revision: 3,
+        };
+        let texts: BTreeMap<_, _> =
+            [("spec_md".to_owned(), ("x".to_owned(), "h".to_owned()))].into();
+        let pulled = |row, texts: &BTreeMap<_, _>| PulledSession {
+            id: "s".into(),
+            row,
+            texts: texts.clone(),
+        };
+        // A session with a row: its state and time; the project's state where it has none.
+        let own = snapshot(
+            record.clone(),
+            Some("s"),
+            pulled(Some((Some(serde_json::json!(1)), at(9))), &texts),
+        );
+        let own = own.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (own.state_json, own.updated_at),
+            (Some(serde_json::json!(1)), at(9))
+        );
+        assert_eq!(
+            (
+                own.artifacts["spec_md"].as_str(),
+                own.hashes["spec_md"].as_str()
+            ),
+            ("x", "h")
+        );
+        assert_eq!(
+            (own.project_id, own.revision, own.session_id.as_str()),
+            (record.id, 3, "s")
+        );
+        let stateless = snapshot(record.clone(), None, pulled(Some((None, at(9))), &texts));
+        assert_eq!(
+            stateless.ok().map(|s| s.state_json),
+            Some(record.state_json.clone())
+        );
+        // Texts without a session row (a legacy row's): the project's state and time.
+        let legacy = snapshot(record.clone(), Some("s"), pulled(None, &texts));
+        assert_eq!(legacy.ok().map(|s| s.updated_at), Some(at(2)));
+        // Asked for by name, with neither: no such session. Not asked for: an empty pull.
+        let missing = snapshot(record.clone(), Some("s"), pulled(None, &BTreeMap::new()));
+        assert!(
+            matches!(missing, Err(StoreError::SessionNotFound { project, .. }) if project == record.id)
+        );
+        let empty = snapshot(record.clone(), None, pulled(None, &BTreeMap::new()));
+        assert_eq!(empty.ok().map(|s| s.artifacts.len()), Some(0));
     }
 }

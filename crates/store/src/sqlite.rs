@@ -477,18 +477,13 @@ impl Store for SqliteStore {
         let first = rows.first().ok_or(StoreError::ProjectNotFound(project))?;
         let record = project_from_row(first)?;
         let session_id: String = first.try_get("sid")?;
-        let (state_json, updated_at) = if first.try_get("has_session")? {
-            (
+        let session_row = if first.try_get("has_session")? {
+            Some((
                 parse_json(first.try_get("session_state")?)?,
                 from_micros(first.try_get("session_updated")?)?,
-            )
-        } else if session.is_some() {
-            return Err(StoreError::SessionNotFound {
-                project,
-                session: session_id,
-            });
+            ))
         } else {
-            (record.state_json.clone(), record.updated_at)
+            None
         };
         let mut texts = BTreeMap::new();
         for row in &rows {
@@ -497,19 +492,15 @@ impl Store for SqliteStore {
                 texts.insert(artifact, (row.try_get("text")?, row.try_get("sha256")?));
             }
         }
-        let (artifacts, hashes) = rules::split_texts(texts);
-        Ok(Snapshot {
-            project_id: project,
-            session_id,
-            name: record.name,
-            stack: record.stack,
-            framework: record.framework,
-            artifacts,
-            hashes,
-            state_json: state_json.or(record.state_json),
-            updated_at,
-            revision: record.revision,
-        })
+        rules::snapshot(
+            record,
+            session,
+            rules::PulledSession {
+                id: session_id,
+                row: session_row,
+                texts,
+            },
+        )
     }
 
     async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError> {

@@ -787,33 +787,24 @@ impl Store for PostgresStore {
             }
         }
         let has_session: bool = row.try_get("has_session")?;
-        let (state_json, updated_at) = if has_session {
-            (
+        let session_row = if has_session {
+            Some((
                 row.try_get::<Option<Json<Value>>, _>("session_state")?
                     .map(|j| j.0),
                 row.try_get("session_updated")?,
-            )
-        } else if session.is_some() && texts.is_empty() {
-            return Err(StoreError::SessionNotFound {
-                project,
-                session: session_id,
-            });
+            ))
         } else {
-            (record.state_json.clone(), record.updated_at)
+            None
         };
-        let (artifacts, hashes) = rules::split_texts(texts);
-        Ok(Snapshot {
-            project_id: project,
-            session_id,
-            name: record.name,
-            stack: record.stack,
-            framework: record.framework,
-            artifacts,
-            hashes,
-            state_json: state_json.or(record.state_json),
-            updated_at,
-            revision: record.revision,
-        })
+        rules::snapshot(
+            record,
+            session,
+            rules::PulledSession {
+                id: session_id,
+                row: session_row,
+                texts,
+            },
+        )
     }
 
     async fn project(&self, project: Uuid) -> Result<ProjectRecord, StoreError> {

@@ -9,6 +9,7 @@
 //! `IDSE_BENCH_STORES=postgres` runs one store,
 //! `IDSE_BENCH_OPS=push,pull` some operations; `IDSE_BENCH_SLOW=1` lists each client's requests
 //! slower than 1 ms as (ms since the start, µs), to see whether they come in bursts.
+//! `IDSE_BENCH_CLIENTS=16` runs only that count of clients (to profile one phase alone).
 //! `IDSE_BENCH_HTTPS=1` adds SQLite served over the gateway's own HTTPS (`--tls-cert`), to
 //! compare with plain HTTP. On Postgres a last row, the commit floor, is the same server
 //! without the gateway: one 10 KiB text inserted and committed per round trip, the least any
@@ -266,6 +267,13 @@ fn wanted(operation: &str) -> bool {
     })
 }
 
+/// Whether `IDSE_BENCH_CLIENTS` (e.g. `16`) asks for this count of clients; unset, all are.
+fn wanted_clients(clients: usize) -> bool {
+    std::env::var("IDSE_BENCH_CLIENTS").map_or(true, |only| {
+        only.split(',').any(|c| c.trim() == clients.to_string())
+    })
+}
+
 async fn measure(
     url: &str,
     trust: Option<&str>,
@@ -458,6 +466,9 @@ async fn main() {
                 &[1, 16]
             };
             for &clients in counts {
+                if !wanted_clients(clients) {
+                    continue;
+                }
                 let per_client = if clients == 1 { n(2000) } else { n(250) };
                 let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
                 measure(&url, trust.as_deref(), op, clients, per_client, &run)

@@ -126,19 +126,34 @@ pub(crate) fn outcome(
     }
 }
 
+/// What a push sets a mirror column of the `projects` row to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Mirrored {
+    /// The text the push changes that stage to: the store writes the one copy it was sent.
+    Pushed,
+    /// Another text of the pushed session, or none.
+    Session(Option<String>),
+}
+
 /// The `projects` columns a push sets so that the row mirrors the pushed session: every stage
 /// column when the push moved to another session, else only the stages it changed.
+/// `session_texts` (the pushed session's stored texts) is read only for stages not changed.
 pub(crate) fn mirror_columns(
     session_texts: &BTreeMap<String, String>,
     changed: &[&Hashed<'_>],
     same_session: bool,
-) -> Vec<(&'static str, Option<String>)> {
+) -> Vec<(&'static str, Mirrored)> {
     Stage::ALL
         .into_iter()
-        .filter(|stage| !same_session || changed.iter().any(|c| c.key == stage.artifact_key()))
-        .map(|stage| {
+        .filter_map(|stage| {
             let key = stage.artifact_key();
-            (key, session_texts.get(key).cloned())
+            if changed.iter().any(|c| c.key == key) {
+                Some((key, Mirrored::Pushed))
+            } else if same_session {
+                None
+            } else {
+                Some((key, Mirrored::Session(session_texts.get(key).cloned())))
+            }
         })
         .collect()
 }
@@ -314,12 +329,18 @@ mod tests {
         let push = input(&[("spec_md", "x"), ("meta_md", "m")], None);
         let hashed = hash_artifacts(&push);
         let changed: Vec<_> = hashed.iter().collect();
-        let texts: BTreeMap<_, _> = [("spec_md".to_owned(), "x".to_owned())].into();
+        let texts: BTreeMap<_, _> = [
+            ("spec_md".to_owned(), "old".to_owned()),
+            ("plan_md".to_owned(), "kept".to_owned()),
+        ]
+        .into();
         let same = mirror_columns(&texts, &changed, true);
-        assert_eq!(same, vec![("spec_md", Some("x".to_owned()))]);
+        assert_eq!(same, vec![("spec_md", Mirrored::Pushed)]);
         let moved = mirror_columns(&texts, &changed, false);
         assert_eq!(moved.len(), 7);
-        assert!(moved.contains(&("intent_md", None)));
+        assert!(moved.contains(&("spec_md", Mirrored::Pushed)));
+        assert!(moved.contains(&("plan_md", Mirrored::Session(Some("kept".to_owned())))));
+        assert!(moved.contains(&("intent_md", Mirrored::Session(None))));
     }
 
     #[test]

@@ -105,6 +105,81 @@ async fn the_projects_row_mirrors_the_latest_session() {
         None,
         "session-2 has no tasks"
     );
+    // Back to the blueprint with one new stage: the pushed text beside the blueprint's own.
+    let mut back = push("__blueprint__", "blueprint plan");
+    back.artifacts = [("intent_md".to_owned(), "blueprint intent".to_owned())].into();
+    fixture.store.push(back, Utc::now()).await.unwrap();
+    let row =
+        sqlx::query("SELECT intent_md, spec_md, plan_md, tasks_md FROM projects WHERE id = $1")
+            .bind(out.project_id)
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    assert_eq!(row.get::<String, _>("intent_md"), "blueprint intent");
+    assert_eq!(row.get::<String, _>("plan_md"), "blueprint plan");
+    assert_eq!(row.get::<String, _>("tasks_md"), "blueprint tasks");
+    assert_eq!(row.get::<Option<String>, _>("spec_md"), None);
+}
+
+/// Pushes that share one write (the batches of concurrent pushes to known projects) each put
+/// their own texts in their own row: the mirror takes every text from its place in the batch.
+#[tokio::test]
+async fn batched_pushes_mirror_each_their_own_texts() {
+    let Some(fixture) = testing::postgres().await else {
+        return;
+    };
+    let store = &fixture.store;
+    let mut ids = Vec::new();
+    for p in 0..12 {
+        let created = PushInput {
+            project_name: format!("batch-{p}"),
+            artifacts: [("intent_md".to_owned(), format!("intent {p}"))].into(),
+            ..PushInput::default()
+        };
+        ids.push(store.push(created, Utc::now()).await.unwrap().project_id);
+    }
+    for round in 0..3 {
+        // Two or three stages per push, so positions in the batch differ from push to push.
+        let pushes = ids.iter().enumerate().map(|(p, id)| {
+            let mut artifacts: std::collections::BTreeMap<String, String> = [
+                ("spec_md".to_owned(), format!("spec {p}.{round}")),
+                ("tasks_md".to_owned(), format!("tasks {p}.{round}")),
+            ]
+            .into();
+            if p % 2 == 0 {
+                artifacts.insert("notes_md".into(), format!("notes {p}.{round}"));
+                artifacts.insert("plan_md".into(), format!("plan {p}.{round}"));
+            }
+            let input = PushInput {
+                project_id: Some(*id),
+                project_name: format!("batch-{p}"),
+                artifacts,
+                ..PushInput::default()
+            };
+            store.push(input, Utc::now())
+        });
+        for done in futures::future::join_all(pushes).await {
+            done.unwrap();
+        }
+    }
+    let raw = sqlx::PgPool::connect(&fixture.url).await.unwrap();
+    for (p, id) in ids.iter().enumerate() {
+        let row =
+            sqlx::query("SELECT intent_md, spec_md, plan_md, tasks_md FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_one(&raw)
+                .await
+                .unwrap();
+        let pulled = store.pull(*id, None).await.unwrap().artifacts;
+        for column in ["intent_md", "spec_md", "plan_md", "tasks_md"] {
+            assert_eq!(
+                row.get::<Option<String>, _>(column).as_ref(),
+                pulled.get(column),
+                "{column} of batch-{p}"
+            );
+        }
+        assert_eq!(row.get::<String, _>("spec_md"), format!("spec {p}.2"));
+    }
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use sqlx::{Connection, Executor, Row};
 use uuid::Uuid;
 
 use crate::hashes::TextHashes;
-use crate::rules::{self, Hashed};
+use crate::rules::{self, Hashed, Mirrored};
 use crate::{
     HistoryFilter, HistoryPage, Imported, OpenOptions, ProjectExport, ProjectRecord, PushInput,
     PushOutcome, RevisionRecord, Snapshot, Store, StoreError, TokenExport, TokenRecord,
@@ -52,7 +52,9 @@ fn session_hashes(sid: &str) -> String {
 
 /// Every write of a batch of accepted pushes, to distinct projects, in one statement: each
 /// `projects` row (which mirrors the pushed session's texts), history rows, document pointers
-/// and session rows. Per project it is a compare-and-swap: nothing of a push is written unless
+/// and session rows. A changed text is sent once, for its history row; the mirror takes it from
+/// there by position (`m_…`), so a push uploads each text once and the gateway copies it less.
+/// Per project it is a compare-and-swap: nothing of a push is written unless
 /// its project is still at the revision and mirrored session (its `Head`) the push was checked
 /// against; a push with no changes keeps the revision but may move the mirror. Answers the
 /// `idx` of every push it wrote. `p.id = ANY($2)` restates the join so the rows are looked up
@@ -62,23 +64,25 @@ const WRITE_PUSHES: &str = "WITH i AS ( \
          $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], \
          $13::bool[], $14::text[], $15::bool[], $16::text[], $17::bool[], $18::text[], $19::bool[], \
          $20::text[], $21::bool[], $22::text[], $23::bool[], $24::text[], $25::bool[], $26::text[], \
-         $31::text[]) \
+         $31::text[], $32::int4[], $33::int4[], $34::int4[], $35::int4[], $36::int4[], $37::int4[], \
+         $38::int4[]) \
        AS i(idx, id, expected, rev, sid, agent, author, at, state, meta, stack, framework, \
          s_intent, t_intent, s_context, t_context, s_spec, t_spec, s_plan, t_plan, s_tasks, t_tasks, \
-         s_impl, t_impl, s_feedback, t_feedback, expected_sid) \
+         s_impl, t_impl, s_feedback, t_feedback, expected_sid, \
+         m_intent, m_context, m_spec, m_plan, m_tasks, m_impl, m_feedback) \
      ), upd AS ( \
        UPDATE projects p SET updated_at = i.at, last_synced = i.at, revision = i.rev, \
          last_session_id = i.sid, stack = COALESCE(i.stack, p.stack), \
          framework = COALESCE(i.framework, p.framework), \
          state_json = COALESCE(i.state::jsonb, p.state_json), \
          last_agent = COALESCE(i.agent, p.last_agent), last_author = COALESCE(i.author, p.last_author), \
-         intent_md = CASE WHEN i.s_intent THEN i.t_intent ELSE p.intent_md END, \
-         context_md = CASE WHEN i.s_context THEN i.t_context ELSE p.context_md END, \
-         spec_md = CASE WHEN i.s_spec THEN i.t_spec ELSE p.spec_md END, \
-         plan_md = CASE WHEN i.s_plan THEN i.t_plan ELSE p.plan_md END, \
-         tasks_md = CASE WHEN i.s_tasks THEN i.t_tasks ELSE p.tasks_md END, \
-         implementation_md = CASE WHEN i.s_impl THEN i.t_impl ELSE p.implementation_md END, \
-         feedback_md = CASE WHEN i.s_feedback THEN i.t_feedback ELSE p.feedback_md END \
+         intent_md = CASE WHEN i.s_intent THEN COALESCE(i.t_intent, ($29::text[])[i.m_intent]) ELSE p.intent_md END, \
+         context_md = CASE WHEN i.s_context THEN COALESCE(i.t_context, ($29::text[])[i.m_context]) ELSE p.context_md END, \
+         spec_md = CASE WHEN i.s_spec THEN COALESCE(i.t_spec, ($29::text[])[i.m_spec]) ELSE p.spec_md END, \
+         plan_md = CASE WHEN i.s_plan THEN COALESCE(i.t_plan, ($29::text[])[i.m_plan]) ELSE p.plan_md END, \
+         tasks_md = CASE WHEN i.s_tasks THEN COALESCE(i.t_tasks, ($29::text[])[i.m_tasks]) ELSE p.tasks_md END, \
+         implementation_md = CASE WHEN i.s_impl THEN COALESCE(i.t_impl, ($29::text[])[i.m_impl]) ELSE p.implementation_md END, \
+         feedback_md = CASE WHEN i.s_feedback THEN COALESCE(i.t_feedback, ($29::text[])[i.m_feedback]) ELSE p.feedback_md END \
        FROM i WHERE p.id = ANY($2) AND p.id = i.id AND COALESCE(p.revision, 0) = i.expected \
          AND p.last_session_id IS NOT DISTINCT FROM i.expected_sid \
        RETURNING i.idx, i.id, i.rev, i.sid, i.agent, i.author, i.at, i.state, i.meta \
@@ -140,9 +144,11 @@ struct WriteBatch<'a> {
     metadata: Vec<Option<String>>,
     stack: Vec<Option<&'a str>>,
     framework: Vec<Option<&'a str>>,
-    /// Per stage (in `Stage::ALL` order): whether the push sets its mirror column, and to what.
+    /// Per stage (in `Stage::ALL` order): whether the push sets its mirror column, and to what:
+    /// a text of its session, or (1-based, in `texts`) the text it pushes.
     mirror_set: [Vec<bool>; 7],
     mirror_text: [Vec<Option<String>>; 7],
+    mirror_pushed: [Vec<Option<i32>>; 7],
     text_idx: Vec<i64>,
     keys: Vec<&'a str>,
     texts: Vec<&'a str>,
@@ -157,7 +163,7 @@ impl<'a> WriteBatch<'a> {
         head: &Head,
         input: &'a PushInput,
         changes: &[&'a Hashed<'a>],
-        mut mirror: Vec<(&'static str, Option<String>)>,
+        mut mirror: Vec<(&'static str, Mirrored)>,
         now: DateTime<Utc>,
     ) -> i64 {
         let revision = head.revision + i64::from(!changes.is_empty());
@@ -176,12 +182,25 @@ impl<'a> WriteBatch<'a> {
             .push(input.session_metadata.as_ref().map(Value::to_string));
         self.stack.push(input.stack.as_deref());
         self.framework.push(input.framework.as_deref());
+        let pushed_from = self.texts.len();
         for (i, stage) in Stage::ALL.into_iter().enumerate() {
-            let set = mirror
-                .iter()
-                .position(|(column, _)| *column == stage.artifact_key());
+            let key = stage.artifact_key();
+            let set = mirror.iter_mut().find(|(column, _)| *column == key);
             self.mirror_set[i].push(set.is_some());
-            self.mirror_text[i].push(set.and_then(|at| mirror[at].1.take()));
+            let (text, pushed) = match set.map(|(_, to)| std::mem::replace(to, Mirrored::Pushed)) {
+                Some(Mirrored::Session(text)) => (text, None),
+                Some(Mirrored::Pushed) => {
+                    // Where this stage's change lands in `texts` (1-based, as SQL counts).
+                    let at = changes.iter().position(|c| c.key == key);
+                    (
+                        None,
+                        at.and_then(|at| i32::try_from(pushed_from + at + 1).ok()),
+                    )
+                }
+                None => (None, None),
+            };
+            self.mirror_text[i].push(text);
+            self.mirror_pushed[i].push(pushed);
         }
         for change in changes {
             self.text_idx.push(idx);
@@ -215,14 +234,16 @@ impl<'a> WriteBatch<'a> {
         for (set, text) in self.mirror_set.into_iter().zip(self.mirror_text) {
             query = query.bind(set).bind(text);
         }
-        Ok(query
+        query = query
             .bind(self.text_idx)
             .bind(self.keys)
             .bind(self.texts)
             .bind(self.hashes)
-            .bind(self.expected_session)
-            .fetch_all(&mut *conn)
-            .await?)
+            .bind(self.expected_session);
+        for pushed in self.mirror_pushed {
+            query = query.bind(pushed);
+        }
+        Ok(query.fetch_all(&mut *conn).await?)
     }
 }
 
@@ -658,23 +679,17 @@ async fn mirror(
     head: &Head,
     input: &PushInput,
     changes: &[&Hashed<'_>],
-) -> Result<Vec<(&'static str, Option<String>)>, StoreError> {
+) -> Result<Vec<(&'static str, Mirrored)>, StoreError> {
     let same_session = head.last_session_id.as_deref() == Some(input.session_id.as_str());
+    // Within the mirrored session only changed stages are set, all from the push itself.
     let session_texts: BTreeMap<String, String> = if same_session {
-        changes
-            .iter()
-            .map(|c| (c.key.to_owned(), c.text.to_owned()))
-            .collect()
+        BTreeMap::new()
     } else {
-        let mut all: BTreeMap<String, String> = session_texts(conn, head.id, &input.session_id)
+        session_texts(conn, head.id, &input.session_id)
             .await?
             .into_iter()
             .map(|(k, (text, _))| (k, text))
-            .collect();
-        for c in changes {
-            all.insert(c.key.to_owned(), c.text.to_owned());
-        }
-        all
+            .collect()
     };
     Ok(rules::mirror_columns(&session_texts, changes, same_session))
 }

@@ -163,7 +163,7 @@ impl<'a> WriteBatch<'a> {
         head: &Head,
         input: &'a PushInput,
         changes: &[&'a Hashed<'a>],
-        mut mirror: Vec<(&'static str, Mirrored)>,
+        mirror: Vec<(&'static str, Mirrored)>,
         now: DateTime<Utc>,
     ) -> i64 {
         let revision = head.revision + i64::from(!changes.is_empty());
@@ -183,11 +183,12 @@ impl<'a> WriteBatch<'a> {
         self.stack.push(input.stack.as_deref());
         self.framework.push(input.framework.as_deref());
         let pushed_from = self.texts.len();
+        let mut mirror: BTreeMap<&str, Mirrored> = mirror.into_iter().collect();
         for (i, stage) in Stage::ALL.into_iter().enumerate() {
             let key = stage.artifact_key();
-            let set = mirror.iter_mut().find(|(column, _)| *column == key);
+            let set = mirror.remove(key);
             self.mirror_set[i].push(set.is_some());
-            let (text, pushed) = match set.map(|(_, to)| std::mem::replace(to, Mirrored::Pushed)) {
+            let (text, pushed) = match set {
                 Some(Mirrored::Session(text)) => (text, None),
                 Some(Mirrored::Pushed) => {
                     // Where this stage's change lands in `texts` (1-based, as SQL counts).

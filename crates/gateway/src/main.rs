@@ -178,9 +178,14 @@ async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()>
         bail!("there is no database file at {from}; name the gateway's database with --database");
     }
     // The same file under two spellings (`./a.db`, `sqlite:a.db`) is the same database.
-    let file_of = |f: Option<PathBuf>| f.and_then(|f| std::fs::canonicalize(f).ok());
-    let same_file = source_file.is_some()
-        && file_of(source_file.clone()) == file_of(idse_store::SqliteStore::existing_file(to));
+    let canonical = |f: PathBuf| std::fs::canonicalize(f).ok();
+    let same_file = match (
+        source_file.and_then(canonical),
+        idse_store::SqliteStore::existing_file(to).and_then(canonical),
+    ) {
+        (Some(source), Some(dest)) => source == dest,
+        _ => false,
+    };
     if from.trim() == to.trim() || same_file {
         bail!(
             "--to names the database the copy is made from ({}); name another one",

@@ -79,6 +79,10 @@ enum Command {
         /// or a SQLite file.
         #[arg(long, value_name = "URL")]
         to: String,
+        /// Copy the project named OLD (or with id OLD) in the source as NEW, e.g. when the
+        /// destination holds another project of that name; repeat for several.
+        #[arg(long = "rename", value_name = "OLD=NEW")]
+        renames: Vec<String>,
     },
     /// Manage the bearer tokens of a team gateway (with no tokens it serves loopback only).
     Token {
@@ -172,7 +176,13 @@ fn backup(database: &str, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()> {
+async fn copy(
+    from: &str,
+    to: &str,
+    renames: &[String],
+    options: &OpenOptions,
+) -> anyhow::Result<()> {
+    let renames = idse_store::Renames::parse(renames)?;
     let source_file = idse_store::SqliteStore::existing_file(from);
     if !idse_store::is_postgres(from) && source_file.is_none() {
         bail!("there is no database file at {from}; name the gateway's database with --database");
@@ -206,16 +216,20 @@ async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()>
         redact(to),
         dest.kind()
     );
-    let report = idse_store::copy(source.as_ref(), dest.as_ref(), &mut |step| {
+    let report = idse_store::copy(source.as_ref(), dest.as_ref(), &renames, &mut |step| {
         use idse_store::{CopyStep, Imported};
         let (what, outcome) = match step {
             CopyStep::Project {
                 name,
+                renamed,
                 id,
                 revisions,
                 outcome,
             } => (
-                format!("project {name} ({id}, {revisions} revision(s))"),
+                format!(
+                    "project {name}{} ({id}, {revisions} revision(s))",
+                    renamed.map(|new| format!(" as {new}")).unwrap_or_default()
+                ),
                 outcome,
             ),
             CopyStep::Token { name, outcome } => (format!("token {name}"), outcome),
@@ -226,11 +240,15 @@ async fn copy(from: &str, to: &str, options: &OpenOptions) -> anyhow::Result<()>
             Err(e) => eprintln!("not copied: {what}: {e}"),
         }
     })
-    .await
-    .context(
-        "while copying; every project copied so far is whole, and running the copy again \
-         copies the rest",
-    )?;
+    .await;
+    let report = match report {
+        // Found before anything was written: no need to say what was copied.
+        Err(idse_store::CopyError::Rename(e)) => return Err(e.into()),
+        other => other.context(
+            "while copying; every project copied so far is whole, and running the copy again \
+             copies the rest",
+        )?,
+    };
     println!(
         "Copied {} project(s) with {} revision(s) and {} token(s) to {}; {} project(s) and {} \
          token(s) were there already.",
@@ -354,8 +372,8 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         hold_connections: args.hold_connections,
         ..OpenOptions::default()
     };
-    if let Some(Command::Copy { to }) = &args.command {
-        return copy(&database, to, &options).await;
+    if let Some(Command::Copy { to, renames }) = &args.command {
+        return copy(&database, to, renames, &options).await;
     }
     let store = idse_store::open(&database, &options)
         .await

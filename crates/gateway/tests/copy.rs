@@ -156,3 +156,79 @@ async fn a_copy_from_nowhere_or_onto_itself_is_refused_and_makes_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_whose_name_is_taken_is_copied_under_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, team) = (dir.path().join("a.sqlite3"), dir.path().join("b.sqlite3"));
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for (file, intent) in [(&db, "# Ours\n"), (&team, "# Theirs\n")] {
+        let (_gateway, url) = spawn_gateway(file).await;
+        let (status, pushed) = answer(http.post(format!("{url}/sync/push")).json(&json!({
+            "project_name": "alpha", "artifacts": {"intent_md": intent},
+        })))
+        .await;
+        assert_eq!(status, 200, "{pushed}");
+        ids.push(pushed["project_id"].as_str().unwrap().to_owned());
+    }
+    let (from, to) = (db.to_str().unwrap(), team.to_str().unwrap());
+    let with = |renames: &[&'static str]| {
+        let mut args = vec!["--database", from, "copy", "--to", to];
+        for r in renames {
+            args.extend(["--rename", r]);
+        }
+        args.into_iter().map(OsStr::new).collect::<Vec<_>>()
+    };
+
+    let (ok, _, stderr) = run_command(&with(&[])).await;
+    assert!(!ok);
+    assert!(stderr.contains("`--rename alpha=NEW`"), "{stderr}");
+    for (bad, says) in [
+        ("alpha", "is not a rename; write it as OLD=NEW"),
+        ("alpha=a/b", "`alpha` cannot be renamed to `a/b`"),
+        (
+            "alpah=alpha-ours",
+            "the source has no project named `alpah`",
+        ),
+    ] {
+        let (ok, stdout, stderr) = run_command(&with(&[bad])).await;
+        assert!(!ok, "{bad}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert!(
+            !stderr.contains("copied project") && !stderr.contains("copied token"),
+            "nothing was copied: {stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+
+    let (ok, stdout, stderr) = run_command(&with(&["alpha=alpha-ours"])).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("copied project alpha as alpha-ours ({}", ids[0])),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("Copied 1 project(s)"), "{stdout}");
+    let (_gateway, url) = spawn_gateway(&team).await;
+    let (status, listed) = answer(http.get(format!("{url}/sync/projects"))).await;
+    assert_eq!(status, 200);
+    let mut names: Vec<(&str, &str)> = listed["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["id"].as_str().unwrap()))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [("alpha", ids[1].as_str()), ("alpha-ours", ids[0].as_str())]
+    );
+    assert_eq!(
+        pull(&url, &ids[0]).await["artifacts"]["intent_md"],
+        "# Ours\n"
+    );
+    assert_eq!(
+        pull(&url, &ids[1]).await["artifacts"]["intent_md"],
+        "# Theirs\n"
+    );
+}

@@ -55,7 +55,7 @@ pub enum Clash {
         there: i64,
         from: i64,
     },
-    #[error("the destination holds another project named `{name}` ({there}), so `{name}` ({id}) was not copied; rename one of the two (its `name` in its database), then copy again")]
+    #[error("the destination holds another project named `{name}` ({there}), so `{name}` ({id}) was not copied; copy it under another name (`--rename {name}=NEW`), or rename the destination's (its `name` in its database) and copy again")]
     ProjectName { name: String, id: Uuid, there: Uuid },
     #[error("the destination has a token named `{0}` with another secret, so the source's was not copied; create a token under another name on the destination if it is still needed")]
     Token(String),

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use copy::{copy, CopyReport, CopyStep};
+pub use copy::{copy, CopyError, CopyReport, CopyStep, RenameError, Renames};
 pub use error::{BoxError, Clash, StoreError};
 pub use model::*;
 pub use postgres::PostgresStore;

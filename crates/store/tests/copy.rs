@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use idse_protocol::content_hash;
 use idse_store::testing::{self, based, Backend};
-use idse_store::{copy, Clash, CopyReport, CopyStep, HistoryFilter, PushInput, Store, StoreError};
+use idse_store::{
+    copy, Clash, CopyError, CopyReport, CopyStep, HistoryFilter, PushInput, RenameError, Renames,
+    Store, StoreError,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -91,16 +94,31 @@ async fn fill(s: &dyn Store) -> Vec<Uuid> {
 }
 
 async fn run(from: &dyn Store, to: &dyn Store) -> (CopyReport, Vec<String>) {
+    run_renaming(from, to, &[]).await.unwrap()
+}
+
+/// A copy with `renames` (`OLD=NEW`); answers its report and one line per step.
+async fn run_renaming(
+    from: &dyn Store,
+    to: &dyn Store,
+    renames: &[&str],
+) -> Result<(CopyReport, Vec<String>), CopyError> {
     let mut steps = Vec::new();
-    let report = copy(from, to, &mut |step| {
+    let renames = Renames::parse(renames)?;
+    let report = copy(from, to, &renames, &mut |step| {
         steps.push(match step {
+            CopyStep::Project {
+                name,
+                renamed: Some(new),
+                outcome,
+                ..
+            } => format!("project {name} as {new}: {outcome:?}"),
             CopyStep::Project { name, outcome, .. } => format!("project {name}: {outcome:?}"),
             CopyStep::Token { name, outcome } => format!("token {name}: {outcome:?}"),
         });
     })
-    .await
-    .unwrap();
-    (report, steps)
+    .await?;
+    Ok((report, steps))
 }
 
 fn sessions(export: &idse_store::ProjectExport) -> Vec<String> {
@@ -255,7 +273,7 @@ async fn a_taken_name_or_secret_is_refused_and_the_rest_copied(from: &dyn Store,
         ]
     );
     let message = report.refused[1].to_string();
-    assert!(message.contains("rename one of the two"), "{message}");
+    assert!(message.contains("`--rename beta=NEW`"), "{message}");
     // The destination's own project and token are as they were.
     let kept = to.pull(theirs.project_id, None).await.unwrap();
     assert_eq!(
@@ -279,6 +297,61 @@ async fn a_taken_name_or_secret_is_refused_and_the_rest_copied(from: &dyn Store,
         None
     );
     same_everywhere(from, to, &ids[..1]).await;
+}
+
+async fn a_taken_name_is_copied_under_a_new_one(from: &dyn Store, to: &dyn Store) {
+    let ids = fill(from).await;
+    let theirs = to
+        .push(push("beta", "main", &[("intent_md", "# Theirs\n")]), t(9))
+        .await
+        .unwrap();
+    // A rename that names no project of the source stops the copy before it writes anything.
+    let typo = run_renaming(from, to, &["betta=beta-old"]).await;
+    assert!(
+        matches!(&typo, Err(CopyError::Rename(RenameError::NotInSource(n))) if n == "betta"),
+        "{typo:?}"
+    );
+    assert_eq!(to.projects().await.unwrap().len(), 1);
+    assert_eq!(to.export_tokens().await.unwrap().len(), 0);
+
+    let (report, steps) = run_renaming(from, to, &["beta=beta-old"]).await.unwrap();
+    assert_eq!(report.projects_copied, 2, "{steps:?}");
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(
+        steps.contains(&"project beta as beta-old: Ok(Copied)".to_owned()),
+        "{steps:?}"
+    );
+    let copied = to.project(ids[1]).await.unwrap();
+    assert_eq!(copied.name, "beta-old");
+    // Everything but the name is the source's: texts, hashes, history.
+    let (a, b) = (
+        from.pull(ids[1], None).await.unwrap(),
+        to.pull(ids[1], None).await.unwrap(),
+    );
+    assert_eq!(
+        (a.artifacts, a.hashes, a.revision),
+        (b.artifacts, b.hashes, b.revision)
+    );
+    let all = HistoryFilter::default();
+    assert_eq!(
+        from.history(ids[1], &all).await.unwrap().revisions,
+        to.history(ids[1], &all).await.unwrap().revisions
+    );
+    // The destination's own `beta` is as it was.
+    let kept = to.pull(theirs.project_id, None).await.unwrap();
+    assert_eq!(kept.artifacts["intent_md"], "# Theirs\n");
+    assert_eq!(to.project(theirs.project_id).await.unwrap().name, "beta");
+    same_everywhere(from, to, &ids[..1]).await;
+
+    // Run again, with the rename or without: it is there already, under its new name.
+    for renames in [&["beta=beta-old"][..], &[]] {
+        let (again, steps) = run_renaming(from, to, renames).await.unwrap();
+        assert_eq!(again.projects_copied, 0, "{steps:?}");
+        assert_eq!(again.projects_there, 2, "{steps:?}");
+        assert!(again.refused.is_empty(), "{:?}", again.refused);
+    }
+    assert_eq!(to.project(ids[1]).await.unwrap().name, "beta-old");
+    assert_eq!(to.projects().await.unwrap().len(), 3);
 }
 
 macro_rules! directions {
@@ -322,6 +395,7 @@ macro_rules! directions {
 directions!(
     copies_everything_and_goes_on_from_there,
     a_taken_name_or_secret_is_refused_and_the_rest_copied,
+    a_taken_name_is_copied_under_a_new_one,
 );
 
 /// Postgres keeps the latest session's texts in the `projects` row for older clients; a copied

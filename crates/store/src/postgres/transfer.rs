@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt;
 use idse_protocol::Stage;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
@@ -53,18 +54,16 @@ pub(super) async fn export_project(
     .collect::<Result<_, StoreError>>()?;
     let sql =
         format!("SELECT {REVISION_COLUMNS}, text FROM revisions WHERE project_id = $1 ORDER BY id");
-    let mut revisions: Vec<RevisionText> = sqlx::query(&sql)
-        .bind(project)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(RevisionText {
-                record: revision_from_row(r)?,
-                text: r.try_get("text")?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    // Row by row, so a long history is held once (as texts), not twice (rows and texts).
+    let mut revisions = Vec::new();
+    let mut rows = sqlx::query(&sql).bind(project).fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await? {
+        revisions.push(RevisionText {
+            record: revision_from_row(&r)?,
+            text: r.try_get("text")?,
+        });
+    }
+    drop(rows);
     if revisions.is_empty() {
         adopt_legacy(&mut tx, &mut record, &mut sessions, &mut revisions).await?;
     }

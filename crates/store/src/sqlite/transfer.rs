@@ -1,5 +1,6 @@
 //! Exports and imports of whole projects and tokens, for copying between stores (`crate::copy`).
 
+use futures::TryStreamExt;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
@@ -49,18 +50,16 @@ pub(super) async fn export_project(
     .collect::<Result<_, StoreError>>()?;
     let sql =
         format!("SELECT {REVISION_COLUMNS}, text FROM revisions WHERE project_id = ? ORDER BY id");
-    let revisions = sqlx::query(&sql)
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(RevisionText {
-                record: revision_from_row(r)?,
-                text: r.try_get("text")?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    // Row by row, so a long history is held once (as texts), not twice (rows and texts).
+    let mut revisions = Vec::new();
+    let mut rows = sqlx::query(&sql).bind(&id).fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await? {
+        revisions.push(RevisionText {
+            record: revision_from_row(&r)?,
+            text: r.try_get("text")?,
+        });
+    }
+    drop(rows);
     tx.rollback().await?;
     Ok(ProjectExport {
         project: record,

@@ -122,17 +122,14 @@ impl Renames {
         Ok(Self(renames))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The destination name of each project of the source that is renamed, by id; refuses
     /// renames that name no project, or a name several projects share, or that would give two
     /// projects of the source one name.
     fn resolve(&self, projects: &[ProjectRecord]) -> Result<HashMap<Uuid, String>, RenameError> {
         let mut by_id = HashMap::new();
         for (old, new) in &self.0 {
-            let by_id_match = projects.iter().find(|p| p.id.to_string() == *old);
+            let as_id = Uuid::parse_str(old).ok();
+            let by_id_match = projects.iter().find(|p| Some(p.id) == as_id);
             let named: Vec<Uuid> = projects
                 .iter()
                 .filter(|p| p.name == *old)
@@ -364,7 +361,7 @@ mod tests {
         let renames = Renames::parse(&["alpha=alpha-old", "beta=beta 2"]).unwrap();
         assert_eq!(renames.0["alpha"], "alpha-old");
         assert_eq!(renames.0["beta"], "beta 2");
-        assert!(Renames::parse::<&str>(&[]).unwrap().is_empty());
+        assert!(Renames::parse::<&str>(&[]).unwrap().0.is_empty());
         for shape in ["alpha", "=beta"] {
             assert_eq!(
                 Renames::parse(&[shape]),
@@ -400,7 +397,7 @@ mod tests {
             by_name,
             HashMap::from([(Uuid::from_u128(1), "alpha-old".into())])
         );
-        let id = Uuid::from_u128(3).to_string();
+        let id = Uuid::from_u128(3).to_string().to_uppercase();
         let by_id = resolve(&[&format!("{id}=beta-3")]).unwrap();
         assert_eq!(
             by_id,

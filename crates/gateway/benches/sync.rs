@@ -2,10 +2,11 @@
 //! and (with IDSE_TEST_POSTGRES_URL set to an admin URL) on Postgres.
 //!
 //! `cargo bench -p idse-gateway --bench sync` — prints p50/p99 latency and requests/s for a
-//! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients. Each client owns a
-//! project and pushes with base hashes, as the IDSE client does. Stage texts are windows of real
-//! markdown (`IDSE_BENCH_TEXT=repeated`: one repeated line, the payload before stop 14, which
-//! compresses ~50x). `IDSE_BENCH_SCALE=0.2` shortens it;
+//! 7-stage project (10 KiB per stage) with 1 and 16 concurrent clients; pushes send all seven
+//! texts (one or all changed), and, in a last push row, only the changed one, as `idse` does.
+//! Each client owns a project and pushes with base hashes, as the IDSE client does. Stage texts
+//! are windows of real markdown (`IDSE_BENCH_TEXT=repeated`: one repeated line, the payload
+//! before stop 14, which compresses ~50x). `IDSE_BENCH_SCALE=0.2` shortens it;
 //! `IDSE_BENCH_STORES=postgres` runs one store,
 //! `IDSE_BENCH_OPS=push,pull` some operations; `IDSE_BENCH_SLOW=1` lists each client's requests
 //! slower than 1 ms as (ms since the start, µs), to see whether they come in bursts.
@@ -43,6 +44,9 @@ enum Op {
     PushOneChanged,
     /// All seven texts sent and changed.
     PushAllChanged,
+    /// One changed text sent with its base and the project's state, as the `idse` CLI and the
+    /// desktop app push an edit (they leave out stages whose text matches their base).
+    PushOneSent,
     Pull,
     /// A pull whose answer comes compressed, as the CLI and the app ask a gateway on another
     /// machine (on loopback they do not, as in `Pull`).
@@ -176,6 +180,26 @@ impl Client {
                     "/sync/pull",
                     Bytes::from(json!({"project_id": self.project_id}).to_string()),
                 ),
+                Op::PushOneSent => {
+                    self.version += 1;
+                    let i = (self.version % 7) as usize;
+                    let base = BTreeMap::from([(STAGES[i], content_hash(&self.texts[i]))]);
+                    self.texts[i] = text(STAGES[i], self.id, self.version);
+                    let stages: serde_json::Map<String, Value> = STAGES
+                        .iter()
+                        .map(|s| (s.trim_end_matches("_md").to_owned(), json!("in_progress")))
+                        .collect();
+                    let body = json!({
+                        "project_id": self.project_id,
+                        "project_name": "bench",
+                        "artifacts": {STAGES[i]: self.texts[i]},
+                        "base": base,
+                        "session_id": "__blueprint__",
+                        "state_json": {"project_name": "bench", "stages": stages, "last_agent": "claude"},
+                        "agent": "claude",
+                    });
+                    ("/sync/push", Bytes::from(body.to_string()))
+                }
                 Op::PushOneChanged | Op::PushAllChanged => {
                     let base: BTreeMap<&str, String> = STAGES
                         .iter()
@@ -454,6 +478,10 @@ async fn main() {
             (Op::Health, "health (one store round trip)"),
             (Op::PushOneChanged, "push (1 of 7 changed)"),
             (Op::PushAllChanged, "push (7 of 7 changed)"),
+            (
+                Op::PushOneSent,
+                "push, 1 stage sent (as idse sends an edit)",
+            ),
             (Op::Pull, "pull"),
             (Op::PullCompressed, "pull, compressed (zstd)"),
         ] {

@@ -129,33 +129,30 @@ pub(crate) fn outcome(
 /// What a push sets a mirror column of the `projects` row to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Mirrored {
-    /// The text the push changes that stage to: the store writes the one copy it was sent.
-    Pushed,
+    /// The text the push changes that stage to (its place in the changed texts): the store
+    /// writes the one copy it was sent.
+    Pushed(usize),
     /// Another text of the pushed session, or none.
     Session(Option<String>),
 }
 
-/// The `projects` columns a push sets so that the row mirrors the pushed session: every stage
-/// column when the push moved to another session, else only the stages it changed.
-/// `session_texts` (the pushed session's stored texts) is read only for stages not changed.
+/// The `projects` columns a push sets so that the row mirrors the pushed session, one entry
+/// per stage in `Stage::ALL` order (`None`: left as it is): every stage column when the push
+/// moved to another session, else only the stages it changed. `session_texts` (the pushed
+/// session's stored texts) is read only for stages not changed.
 pub(crate) fn mirror_columns(
     session_texts: &BTreeMap<String, String>,
     changed: &[&Hashed<'_>],
     same_session: bool,
-) -> Vec<(&'static str, Mirrored)> {
-    Stage::ALL
-        .into_iter()
-        .filter_map(|stage| {
-            let key = stage.artifact_key();
-            if changed.iter().any(|c| c.key == key) {
-                Some((key, Mirrored::Pushed))
-            } else if same_session {
-                None
-            } else {
-                Some((key, Mirrored::Session(session_texts.get(key).cloned())))
-            }
-        })
-        .collect()
+) -> [Option<Mirrored>; 7] {
+    Stage::ALL.map(|stage| {
+        let key = stage.artifact_key();
+        match changed.iter().position(|c| c.key == key) {
+            Some(at) => Some(Mirrored::Pushed(at)),
+            None if same_session => None,
+            None => Some(Mirrored::Session(session_texts.get(key).cloned())),
+        }
+    })
 }
 
 /// What a pull read of one session, in one snapshot.
@@ -334,13 +331,24 @@ mod tests {
             ("plan_md".to_owned(), "kept".to_owned()),
         ]
         .into();
+        let spec_at = changed.iter().position(|c| c.key == "spec_md");
+        let spec = spec_at.map(Mirrored::Pushed);
+        assert!(spec.is_some());
+        let column = |columns: &[Option<Mirrored>; 7], key: &str| {
+            let at = Stage::ALL.iter().position(|s| s.artifact_key() == key);
+            at.and_then(|at| columns[at].clone())
+        };
         let same = mirror_columns(&texts, &changed, true);
-        assert_eq!(same, vec![("spec_md", Mirrored::Pushed)]);
+        assert_eq!(same.iter().flatten().count(), 1);
+        assert_eq!(column(&same, "spec_md"), spec);
         let moved = mirror_columns(&texts, &changed, false);
-        assert_eq!(moved.len(), 7);
-        assert!(moved.contains(&("spec_md", Mirrored::Pushed)));
-        assert!(moved.contains(&("plan_md", Mirrored::Session(Some("kept".to_owned())))));
-        assert!(moved.contains(&("intent_md", Mirrored::Session(None))));
+        assert_eq!(moved.iter().flatten().count(), 7);
+        assert_eq!(column(&moved, "spec_md"), spec);
+        assert_eq!(
+            column(&moved, "plan_md"),
+            Some(Mirrored::Session(Some("kept".to_owned())))
+        );
+        assert_eq!(column(&moved, "intent_md"), Some(Mirrored::Session(None)));
     }
 
     #[test]

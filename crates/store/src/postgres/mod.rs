@@ -163,7 +163,7 @@ impl<'a> WriteBatch<'a> {
         head: &Head,
         input: &'a PushInput,
         changes: &[&'a Hashed<'a>],
-        mirror: Vec<(&'static str, Mirrored)>,
+        mirror: [Option<Mirrored>; 7],
         now: DateTime<Utc>,
     ) -> i64 {
         let revision = head.revision + i64::from(!changes.is_empty());
@@ -183,21 +183,12 @@ impl<'a> WriteBatch<'a> {
         self.stack.push(input.stack.as_deref());
         self.framework.push(input.framework.as_deref());
         let pushed_from = self.texts.len();
-        let mut mirror: BTreeMap<&str, Mirrored> = mirror.into_iter().collect();
-        for (i, stage) in Stage::ALL.into_iter().enumerate() {
-            let key = stage.artifact_key();
-            let set = mirror.remove(key);
+        for (i, set) in mirror.into_iter().enumerate() {
             self.mirror_set[i].push(set.is_some());
             let (text, pushed) = match set {
                 Some(Mirrored::Session(text)) => (text, None),
-                Some(Mirrored::Pushed) => {
-                    // Where this stage's change lands in `texts` (1-based, as SQL counts).
-                    let at = changes.iter().position(|c| c.key == key);
-                    (
-                        None,
-                        at.and_then(|at| i32::try_from(pushed_from + at + 1).ok()),
-                    )
-                }
+                // Where this stage's change lands in `texts` (1-based, as SQL counts).
+                Some(Mirrored::Pushed(at)) => (None, i32::try_from(pushed_from + at + 1).ok()),
                 None => (None, None),
             };
             self.mirror_text[i].push(text);
@@ -680,7 +671,7 @@ async fn mirror(
     head: &Head,
     input: &PushInput,
     changes: &[&Hashed<'_>],
-) -> Result<Vec<(&'static str, Mirrored)>, StoreError> {
+) -> Result<[Option<Mirrored>; 7], StoreError> {
     let same_session = head.last_session_id.as_deref() == Some(input.session_id.as_str());
     // Within the mirrored session only changed stages are set, all from the push itself.
     let session_texts: BTreeMap<String, String> = if same_session {

@@ -291,11 +291,18 @@ fn wanted(operation: &str) -> bool {
     })
 }
 
-/// Whether `IDSE_BENCH_CLIENTS` (e.g. `16`) asks for this count of clients; unset, all are.
-fn wanted_clients(clients: usize) -> bool {
-    std::env::var("IDSE_BENCH_CLIENTS").map_or(true, |only| {
-        only.split(',').any(|c| c.trim() == clients.to_string())
-    })
+/// The counts of clients to run an operation with: `IDSE_BENCH_CLIENTS` (e.g. `16`, or `32` to
+/// see how throughput grows past the targets' count) or, unset, `usual`.
+fn client_counts(usual: &[usize]) -> Vec<usize> {
+    std::env::var("IDSE_BENCH_CLIENTS").map_or_else(
+        |_| usual.to_vec(),
+        |only| {
+            only.split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .filter(|&c| c > 0)
+                .collect()
+        },
+    )
 }
 
 async fn measure(
@@ -488,16 +495,22 @@ async fn main() {
             if !wanted(name) {
                 continue;
             }
-            let counts: &[usize] = if matches!(op, Op::Floor | Op::Health) {
-                &[1]
+            let counts = if matches!(op, Op::Floor | Op::Health) {
+                // One client only: asked for other counts alone, these rows are left out.
+                client_counts(&[1])
+                    .into_iter()
+                    .filter(|&c| c == 1)
+                    .collect()
             } else {
-                &[1, 16]
+                client_counts(&[1, 16])
             };
-            for &clients in counts {
-                if !wanted_clients(clients) {
-                    continue;
-                }
-                let per_client = if clients == 1 { n(2000) } else { n(250) };
+            for clients in counts {
+                // 4,000 requests in all for several clients (250 each for sixteen).
+                let per_client = if clients == 1 {
+                    n(2000)
+                } else {
+                    (n(4000) / clients).max(20)
+                };
                 let run = format!("{}-{:?}-{clients}", label.replace(' ', ""), op);
                 measure(&url, trust.as_deref(), op, clients, per_client, &run)
                     .await
@@ -505,11 +518,16 @@ async fn main() {
             }
         }
     }
-    if let (Some(url), true) = (floor_url, floor_too) {
-        commit_floor(&url, n(2000)).await.print(
-            "postgres",
-            "commit floor (one 10 KiB insert, no gateway)",
-            1,
-        );
+    if let Some(url) = floor_url {
+        if floor_too {
+            commit_floor(&url, n(2000)).await.print(
+                "postgres",
+                "commit floor (one 10 KiB insert, no gateway)",
+                1,
+            );
+        }
+        // Left in place, its tables would be vacuumed during the next run (a second run at once,
+        // as in alternated comparisons), taking CPU from it.
+        idse_store::testing::drop_postgres_database(&url).await;
     }
 }

@@ -111,6 +111,31 @@ async fn drop_stale_databases(pool: &sqlx::PgPool, now: u64) {
     }
 }
 
+/// Drops the test database that `url` (from [`postgres_database`]) names, closing its
+/// connections, so a benchmark leaves no tables for autovacuum to visit during the next run;
+/// anything else is left alone.
+pub async fn drop_postgres_database(url: &str) {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let path = url.split_once('?').map_or(url, |(base, _)| base);
+    let Some(name) = path
+        .rsplit('/')
+        .next()
+        .filter(|n| n.starts_with(TEST_DATABASE))
+    else {
+        return;
+    };
+    let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
+        return;
+    };
+    // Names come from `postgres_database` and match our pattern; quoted anyway.
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+}
+
 /// The URL `admin` with its database replaced by `name`.
 pub fn with_database(admin: &str, name: &str) -> String {
     let (base, query) = match admin.split_once('?') {
@@ -424,5 +449,45 @@ mod tests {
                 "the fresh database {name} was dropped"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_benchmark_drops_its_own_database_while_connected_and_nothing_else() {
+        let Some(admin) = postgres_admin_url() else {
+            return;
+        };
+        let pool = sqlx::PgPool::connect(&admin).await.expect("connect admin");
+        let names = || async {
+            sqlx::query_scalar::<_, String>("SELECT datname FROM pg_database")
+                .fetch_all(&pool)
+                .await
+                .expect("list databases")
+        };
+        let url = postgres_database().await.expect("a database");
+        let name = url
+            .split('?')
+            .next()
+            .and_then(|base| base.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        // With parameters, as the benchmark's URL has.
+        let join = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{join}application_name=idse-bench");
+        // Still in use, as a benchmark's gateway may be when it ends.
+        let held = sqlx::PgPool::connect(&url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query("SELECT 1")
+            .execute(&held)
+            .await
+            .expect("use it");
+        // Not a test database: left alone, whatever else the URL says.
+        drop_postgres_database(&with_database(&admin, "postgres")).await;
+        assert!(names().await.contains(&"postgres".to_owned()));
+        drop_postgres_database(&url).await;
+        assert!(
+            !names().await.contains(&name),
+            "the test database {name} is still there"
+        );
     }
 }

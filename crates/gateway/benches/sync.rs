@@ -497,10 +497,11 @@ async fn main() {
             }
             let counts = if matches!(op, Op::Floor | Op::Health) {
                 // One client only: asked for other counts alone, these rows are left out.
-                client_counts(&[1])
-                    .into_iter()
-                    .filter(|&c| c == 1)
-                    .collect()
+                if client_counts(&[1]).contains(&1) {
+                    vec![1]
+                } else {
+                    Vec::new()
+                }
             } else {
                 client_counts(&[1, 16])
             };

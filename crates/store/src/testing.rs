@@ -118,12 +118,7 @@ pub async fn drop_postgres_database(url: &str) {
     let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let path = url.split_once('?').map_or(url, |(base, _)| base);
-    let Some(name) = path
-        .rsplit('/')
-        .next()
-        .filter(|n| n.starts_with(TEST_DATABASE))
-    else {
+    let Some(name) = database_name(url).filter(|n| n.starts_with(TEST_DATABASE)) else {
         return;
     };
     let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
@@ -134,6 +129,12 @@ pub async fn drop_postgres_database(url: &str) {
         .execute(&pool)
         .await;
     pool.close().await;
+}
+
+/// The database a Postgres URL names: its path's last part, without the URL's parameters.
+fn database_name(url: &str) -> Option<&str> {
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    base.rsplit('/').next()
 }
 
 /// The URL `admin` with its database replaced by `name`.
@@ -443,7 +444,7 @@ mod tests {
             "the stale database {old} is still there"
         );
         for url in [first, second] {
-            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+            let name = database_name(&url).unwrap_or_default().to_owned();
             assert!(
                 names.contains(&name),
                 "the fresh database {name} was dropped"
@@ -464,12 +465,7 @@ mod tests {
                 .expect("list databases")
         };
         let url = postgres_database().await.expect("a database");
-        let name = url
-            .split('?')
-            .next()
-            .and_then(|base| base.rsplit('/').next())
-            .unwrap_or_default()
-            .to_owned();
+        let name = database_name(&url).unwrap_or_default().to_owned();
         // With parameters, as the benchmark's URL has.
         let join = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{join}application_name=idse-bench");

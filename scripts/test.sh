@@ -15,7 +15,8 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
 fi
 bash scripts/ui.sh
 IDSE_TEST_POSTGRES_URL=$(bash scripts/postgres.sh | tail -n1)
-export IDSE_TEST_POSTGRES_URL
+IDSE_TEST_POSTGRES_SOCKET_URL=$(bash scripts/postgres.sh --socket | tail -n1)
+export IDSE_TEST_POSTGRES_URL IDSE_TEST_POSTGRES_SOCKET_URL
 # The Postgres half of every contract test is mandatory here (see idse_store::testing).
 export CI="${CI:-true}"
 

@@ -14,7 +14,9 @@
 //! `IDSE_BENCH_HTTPS=1` adds SQLite served over the gateway's own HTTPS (`--tls-cert`), to
 //! compare with plain HTTP. On Postgres a last row, the commit floor, is the same server
 //! without the gateway: one 10 KiB text inserted and committed per round trip, the least any
-//! durable push costs on that machine that day.
+//! durable push costs on that machine that day. With IDSE_TEST_POSTGRES_SOCKET_URL set too
+//! (`bash scripts/postgres.sh --socket`), Postgres is measured a second time over its Unix
+//! socket, as a gateway on the database's machine would reach it.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -438,6 +440,7 @@ async fn main() {
         ));
     }
     let mut floor_url = None;
+    let mut socket_url = None;
     if std::env::var_os("IDSE_TEST_POSTGRES_URL").is_none() {
         eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres skipped");
     } else if let Some(url) = idse_store::testing::postgres_database().await {
@@ -457,6 +460,20 @@ async fn main() {
             vec!["--database".into(), url],
             None,
         ));
+        // The same server over its Unix socket, as a gateway on the database's machine would
+        // reach it (`IDSE_TEST_POSTGRES_SOCKET_URL`), in a database of its own.
+        if std::env::var_os("IDSE_TEST_POSTGRES_SOCKET_URL").is_some() {
+            if let Some(url) = idse_store::testing::postgres_database().await {
+                socket_url = idse_store::testing::over_socket(&url);
+                if let Some(url) = &socket_url {
+                    stores.push((
+                        "postgres (unix socket)".into(),
+                        vec!["--database".into(), url.clone()],
+                        None,
+                    ));
+                }
+            }
+        }
     }
     // IDSE_BENCH_STORES=postgres (or sqlite) limits the run to stores whose label starts so.
     if let Ok(only) = std::env::var("IDSE_BENCH_STORES") {
@@ -518,6 +535,9 @@ async fn main() {
                     .print(&label, name, clients);
             }
         }
+    }
+    if let Some(url) = socket_url {
+        idse_store::testing::drop_postgres_database(&url).await;
     }
     if let Some(url) = floor_url {
         if floor_too {

@@ -277,16 +277,37 @@ fn default_database() -> anyhow::Result<String> {
     Ok(dir.join("gateway.sqlite3").display().to_string())
 }
 
-/// The URL without its password, for logs.
+/// The URL without its password, for logs: the user part's (`user:***@`) and a `password=`
+/// parameter's, which libpq-style URLs such as `postgres:///agency?host=/run/postgresql&password=…`
+/// carry.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (mut shown, rest) = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***@", &url[..scheme + 3]),
+                None => url[..=at].to_owned(),
+            };
+            (shown, &url[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => (String::new(), url),
+    };
+    let (place, parameters) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    shown.push_str(place);
+    if let Some(parameters) = parameters {
+        let parameters: Vec<String> = parameters
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&parameters.join("&"));
     }
+    shown
 }
 
 fn main() -> std::process::ExitCode {
@@ -523,5 +544,18 @@ mod tests {
             "postgres://idse:***@db:5432/x"
         );
         assert_eq!(redact("/tmp/a.sqlite3"), "/tmp/a.sqlite3");
+        assert_eq!(
+            redact("postgres:///agency?host=/run/postgresql&password=s3cret&sslmode=disable"),
+            "postgres:///agency?host=/run/postgresql&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://idse:p@ss?w0rd@db/x?Password=two&application_name=a"),
+            "postgres://idse:***@db/x?Password=***&application_name=a"
+        );
+        // No password to hide: the URL as it was.
+        assert_eq!(
+            redact("postgres://postgres@%2Fvar%2Frun%2Fpostgresql:5432/agency"),
+            "postgres://postgres@%2Fvar%2Frun%2Fpostgresql:5432/agency"
+        );
     }
 }

@@ -51,6 +51,23 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// The same database as `url` (from [`postgres_database`]) reached over the test server's Unix
+/// socket (`IDSE_TEST_POSTGRES_SOCKET_URL`, an admin URL: `bash scripts/postgres.sh --socket`),
+/// or `None` (with a note on stderr) outside CI when none is configured.
+pub fn over_socket(url: &str) -> Option<String> {
+    match std::env::var("IDSE_TEST_POSTGRES_SOCKET_URL") {
+        Ok(socket) if !socket.is_empty() => Some(with_database(&socket, database_name(url)?)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set IDSE_TEST_POSTGRES_SOCKET_URL (scripts/test.sh does)"
+            );
+            eprintln!("IDSE_TEST_POSTGRES_SOCKET_URL is not set: the Unix socket is not tried");
+            None
+        }
+    }
+}
+
 /// Prefix of every database the tests and benchmarks create.
 const TEST_DATABASE: &str = "idse_t_";
 

@@ -38,31 +38,32 @@ pub async fn sqlite() -> TestStore {
 
 /// The admin URL, or `None` (with a note on stderr) outside CI when none is configured.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("IDSE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set IDSE_TEST_POSTGRES_URL (scripts/test.sh does)"
-            );
-            eprintln!("IDSE_TEST_POSTGRES_URL is not set: Postgres half skipped");
-            None
-        }
-    }
+    configured("IDSE_TEST_POSTGRES_URL", "the Postgres half is skipped")
 }
 
 /// The same database as `url` (from [`postgres_database`]) reached over the test server's Unix
 /// socket (`IDSE_TEST_POSTGRES_SOCKET_URL`, an admin URL: `bash scripts/postgres.sh --socket`),
 /// or `None` (with a note on stderr) outside CI when none is configured.
 pub fn over_socket(url: &str) -> Option<String> {
-    match std::env::var("IDSE_TEST_POSTGRES_SOCKET_URL") {
-        Ok(socket) if !socket.is_empty() => Some(with_database(&socket, database_name(url)?)),
+    let socket = configured(
+        "IDSE_TEST_POSTGRES_SOCKET_URL",
+        "the Unix socket is not tried",
+    )?;
+    Some(with_database(&socket, database_name(url)?))
+}
+
+/// The URL the environment variable `var` holds. Under CI it must be set (`scripts/test.sh`
+/// sets it), so no test is skipped silently there; elsewhere `None`, and a note that says what
+/// is `skipped`.
+fn configured(var: &str, skipped: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "CI must set IDSE_TEST_POSTGRES_SOCKET_URL (scripts/test.sh does)"
+                "CI must set {var} (scripts/test.sh does)"
             );
-            eprintln!("IDSE_TEST_POSTGRES_SOCKET_URL is not set: the Unix socket is not tried");
+            eprintln!("{var} is not set: {skipped}");
             None
         }
     }

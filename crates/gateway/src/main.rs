@@ -281,33 +281,32 @@ fn default_database() -> anyhow::Result<String> {
 /// parameter's, which libpq-style URLs such as `postgres:///agency?host=/run/postgresql&password=…`
 /// carry.
 fn redact(url: &str) -> String {
-    let (mut shown, rest) = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let shown = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***@", &url[..scheme + 3]),
-                None => url[..=at].to_owned(),
-            };
-            (shown, &url[at + 1..])
-        }
-        _ => (String::new(), url),
+    let shown = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
     };
-    let (place, parameters) = rest
-        .split_once('?')
-        .map_or((rest, None), |(p, q)| (p, Some(q)));
-    shown.push_str(place);
-    if let Some(parameters) = parameters {
-        let parameters: Vec<String> = parameters
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => p.to_owned(),
-            })
-            .collect();
-        shown.push('?');
-        shown.push_str(&parameters.join("&"));
+    // Every `…password=` parameter (`sslpassword` unlocks a client key) after a `?` or `&`,
+    // wherever the parameters begin: an `@` among them would have been taken for the end of a
+    // user part above.
+    let mut out = String::with_capacity(shown.len());
+    let mut rest = shown.as_str();
+    while let Some(i) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let end = rest.find('&').unwrap_or(rest.len());
+        if let Some((key, _)) = rest[..end].split_once('=') {
+            if key.to_ascii_lowercase().ends_with("password") {
+                out.push_str(key);
+                out.push_str("=***");
+                rest = &rest[end..];
+            }
+        }
     }
-    shown
+    out.push_str(rest);
+    out
 }
 
 fn main() -> std::process::ExitCode {
@@ -551,6 +550,14 @@ mod tests {
         assert_eq!(
             redact("postgres://idse:p@ss?w0rd@db/x?Password=two&application_name=a"),
             "postgres://idse:***@db/x?Password=***&application_name=a"
+        );
+        assert_eq!(
+            redact("postgres://db/x?password=s3cret&application_name=a@b"),
+            "postgres://db/x?password=***&application_name=a@b"
+        );
+        assert_eq!(
+            redact("postgres://db/x?sslpassword=k&password=&sslmode=require"),
+            "postgres://db/x?sslpassword=***&password=***&sslmode=require"
         );
         // No password to hide: the URL as it was.
         assert_eq!(

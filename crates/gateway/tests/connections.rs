@@ -81,13 +81,7 @@ async fn a_server_on_this_machine_is_reached_over_its_unix_socket_in_either_spel
     let (admin, database) = admin_of(&url).await;
     // `postgres://user@%2Fvar%2Frun%2Fpostgresql:5432/db`, and the same as libpq's
     // `postgres://user@localhost:5432/db?host=/var/run/postgresql`.
-    let (user_at, rest) = socket.split_once("%2F").unwrap();
-    let (folder, port_and_path) = rest.split_once(':').unwrap();
-    let (port, _) = port_and_path.split_once('/').unwrap();
-    let with_host = format!(
-        "{user_at}localhost:{port}/{database}?host=/{}",
-        folder.replace("%2F", "/")
-    );
+    let with_host = idse_store::testing::with_host_parameter(&socket);
     for (n, spelling) in [socket, with_host].into_iter().enumerate() {
         let (gateway, http) = common::spawn_gateway_with(Path::new(&spelling), &[]).await;
         let (status, health) =

@@ -52,6 +52,24 @@ pub fn over_socket(url: &str) -> Option<String> {
     Some(with_database(&socket, database_name(url)?))
 }
 
+/// A socket URL from [`over_socket`] (`…@%2Fvar%2Frun%2Fpostgresql:5432/db`) as libpq also
+/// spells it: the socket's folder as a `host` parameter (`…@localhost:5432/db?host=/var/run/postgresql`).
+pub fn with_host_parameter(socket_url: &str) -> String {
+    let UrlParts {
+        scheme,
+        user,
+        host,
+        port,
+        rest,
+        ..
+    } = UrlParts::of(socket_url);
+    let join = if rest.contains('?') { '&' } else { '?' };
+    format!(
+        "{scheme}://{user}@localhost:{port}{rest}{join}host={}",
+        host.replace("%2F", "/")
+    )
+}
+
 /// The URL the environment variable `var` holds. Under CI it must be set (`scripts/test.sh`
 /// sets it), so no test is skipped silently there; elsewhere `None`, and a note that says what
 /// is `skipped`.

@@ -16,7 +16,8 @@
 //! without the gateway: one 10 KiB text inserted and committed per round trip, the least any
 //! durable push costs on that machine that day. With IDSE_TEST_POSTGRES_SOCKET_URL set too
 //! (`bash scripts/postgres.sh --socket`), Postgres is measured a second time over its Unix
-//! socket, as a gateway on the database's machine would reach it.
+//! socket, as a gateway on the database's machine would reach it. The gateway logs at its
+//! default level, as a team runs it (`IDSE_BENCH_LOG=warn` sets `RUST_LOG` for it).
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -105,14 +106,28 @@ fn text(stage: &str, client: usize, version: u64) -> String {
 }
 
 async fn start(args: &[String]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idse-gateway"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idse-gateway"));
+    command
         .args(["--addr", "127.0.0.1:0"])
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Ok(level) = std::env::var("IDSE_BENCH_LOG") {
+        command.env("RUST_LOG", level);
+    }
+    let mut child = command.spawn().unwrap();
+    // The gateway logs at its default level (a line for every push), as a team runs it, and its
+    // log is read as a service manager reads it; only warnings and errors are shown.
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = log.next_line().await {
+            if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("gateway: {line}");
+            }
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next_line().await.unwrap().unwrap();
     let url = first.strip_prefix("listening on ").unwrap().to_owned();

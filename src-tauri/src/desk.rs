@@ -495,7 +495,7 @@ impl Desk {
         project: &Project,
     ) -> Result<Option<BTreeMap<String, String>>, CommandError> {
         let state = SyncState::load(project)?;
-        let Some(id) = idse_core::sync::remote_id(project, &state)? else {
+        let Some(id) = idse_core::sync::find_remote_id(project, &state, gateway).await? else {
             return Ok(None);
         };
         let session = project.active_session()?;

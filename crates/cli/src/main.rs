@@ -516,7 +516,7 @@ async fn sync_status(ctx: &Ctx) -> anyhow::Result<u8> {
     let gateway = ctx.gateway(Some(&ws))?;
     let project = ctx.project(&ws)?;
     let sync = SyncState::load(&project)?;
-    let remote = match sync::remote_id(&project, &sync)? {
+    let remote = match sync::find_remote_id(&project, &sync, &gateway).await? {
         Some(id) => Some(
             gateway
                 .pull(&id, Some(&project.active_session()?))

@@ -217,6 +217,103 @@ async fn overlapping_edits_conflict_then_resolve_and_push() {
     );
 }
 
+/// A teammate who ran `idse init` with the team's project name and wrote into one stage before
+/// any sync. Before, the push was refused ("pull to merge") and the pull refused too ("never
+/// pushed, push first"): no way on. Now the pull finds the project by its name, takes the
+/// team's text where the file is still the template, and records a conflict where it is not,
+/// the file untouched; once that is settled, the push goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_made_with_init_pulls_the_teams_project_by_its_name() {
+    let gw = gateway().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for ws in [&a, &b] {
+        std::fs::create_dir_all(ws).unwrap();
+        assert_eq!(idse(ws, &gw.url, &["init", "demo"]).await.code, 0);
+    }
+    let teams_spec = spec_text(&["one", "two", "three"]);
+    std::fs::write(stage_file(&a, "specs/spec.md"), &teams_spec).unwrap();
+    let teams_intent = "# Intent: demo\n\n## Purpose\n\nThe team's purpose.\n";
+    std::fs::write(stage_file(&a, "intents/intent.md"), teams_intent).unwrap();
+    assert_eq!(idse(&a, &gw.url, &["sync", "push"]).await.code, 0);
+
+    let intent = stage_file(&b, "intents/intent.md");
+    let mine = format!(
+        "{}Written by b before any sync.\n",
+        std::fs::read_to_string(&intent).unwrap()
+    );
+    std::fs::write(&intent, &mine).unwrap();
+    let refused = idse(&b, &gw.url, &["sync", "push"]).await;
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stdout.contains("idse sync pull"),
+        "{}",
+        refused.stdout
+    );
+
+    // Before the pull, status already compares with the team's copy.
+    let status = idse(&b, &gw.url, &["sync", "status"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let row = |name: &str| {
+        status
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("intent").contains("both changed"), "{}", status.stdout);
+    assert!(row("context").contains("in sync"), "{}", status.stdout);
+
+    let pulled = idse(&b, &gw.url, &["sync", "pull"]).await;
+    assert_eq!(pulled.code, 1, "{}{}", pulled.stdout, pulled.stderr);
+    assert!(
+        pulled.stdout.contains("intent conflict"),
+        "{}",
+        pulled.stdout
+    );
+    assert!(pulled.stdout.contains("spec updated"), "{}", pulled.stdout);
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&b, "specs/spec.md")).unwrap(),
+        teams_spec
+    );
+    assert_eq!(std::fs::read_to_string(&intent).unwrap(), mine);
+
+    let resolved = idse(
+        &b,
+        &gw.url,
+        &["sync", "resolve", "intent", "--take", "local"],
+    )
+    .await;
+    assert_eq!(resolved.code, 0, "{}", resolved.stderr);
+    let pushed = idse(&b, &gw.url, &["sync", "push"]).await;
+    assert_eq!(pushed.code, 0, "{}{}", pushed.stdout, pushed.stderr);
+    assert_eq!(idse(&a, &gw.url, &["sync", "pull"]).await.code, 0);
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&a, "intents/intent.md")).unwrap(),
+        mine
+    );
+    // One project on the gateway, not a second of the same name; the team's intent that b's
+    // replaced is still in its history.
+    let projects = gw.fixture.store.projects().await.unwrap();
+    assert_eq!(projects.len(), 1);
+    let kept = gw
+        .fixture
+        .store
+        .text_by_hash(projects[0].id, &idse_protocol::content_hash(teams_intent))
+        .await
+        .unwrap();
+    assert_eq!(kept, teams_intent);
+
+    // A name the gateway does not hold is still "never pushed".
+    let c = tmp.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    assert_eq!(idse(&c, &gw.url, &["init", "other"]).await.code, 0);
+    let never = idse(&c, &gw.url, &["sync", "pull"]).await;
+    assert_eq!(never.code, 2, "{}{}", never.stdout, never.stderr);
+    assert!(never.stderr.contains("never pushed"), "{}", never.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_pull_leaves_every_file_old_or_new() {
     let gw = gateway().await;

@@ -11,7 +11,9 @@ use similar::{ChangeTag, TextDiff};
 use crate::board::modified_at;
 use crate::gateway::{Gateway, HistoryQuery};
 use crate::merge::{merge3, ChunkKind, MergeChunk, MergeOptions};
-use crate::sync::{self, local_status, remote_id, with_remote, SyncError, SyncState, SyncStatus};
+use crate::sync::{
+    self, find_remote_id, local_status, remote_id, with_remote, SyncError, SyncState, SyncStatus,
+};
 use crate::workspace::{read_optional, write_file, Project, WorkspaceError};
 
 /// A piece of a line or of a chunk; `changed` pieces are the words the other side lacks.
@@ -170,12 +172,22 @@ pub async fn stage_document(
     let local = project.read_stage(&session, stage)?;
     let text = local.clone().unwrap_or_default();
     let base = state.base_text(&session, stage)?;
-    let id = remote_id(project, &state)?;
+    // Offline the view still opens: the id this copy recorded, and a note for the remote.
+    let (id, unreachable) = match find_remote_id(project, &state, gateway).await {
+        Ok(id) => (id, None),
+        Err(e) => (remote_id(project, &state)?, Some(e)),
+    };
     let (remote, remote_note) = match &id {
-        None => (
-            None,
-            Some("This project was never pushed, so the gateway has no copy yet.".to_owned()),
-        ),
+        None => match unreachable {
+            Some(e) => (
+                None,
+                Some(format!("The remote text is not available: {e}.")),
+            ),
+            None => (
+                None,
+                Some("This project was never pushed, so the gateway has no copy yet.".to_owned()),
+            ),
+        },
         Some(id) => match gateway.pull(id, Some(&session)).await {
             Ok(r) => match r.artifacts.get(stage.artifact_key()) {
                 Some(t) => (Some(t.clone()), None),
@@ -193,6 +205,7 @@ pub async fn stage_document(
     let base_hash = state.base_hash(&session, stage).map(str::to_owned);
     let status = local_status(&state, &session, stage, local.as_deref());
     let remote_hash = remote.as_deref().map(content_hash);
+    let local_hash = local.as_deref().map(content_hash);
     Ok(StageDocument {
         project: project.name.clone(),
         project_id: id,
@@ -202,7 +215,12 @@ pub async fn stage_document(
         exists: local.is_some(),
         html: render_markdown(&text),
         hash: content_hash(&text),
-        sync: with_remote(status, base_hash.as_deref(), remote_hash.as_deref()),
+        sync: with_remote(
+            status,
+            base_hash.as_deref(),
+            local_hash.as_deref(),
+            remote_hash.as_deref(),
+        ),
         push_diff: diff(base.as_deref().unwrap_or_default(), &text, CONTEXT),
         pull_diff: remote.as_deref().map(|r| diff(&text, r, CONTEXT)),
         remote_note,
@@ -241,8 +259,9 @@ pub async fn stage_history(
 ) -> Result<RevisionPage, SyncError> {
     let session = project.active_session()?;
     let state = SyncState::load(project)?;
-    let id =
-        remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
+    let id = find_remote_id(project, &state, gateway)
+        .await?
+        .ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
     let local_hash = project
         .read_stage(&session, stage)?
         .map(|t| content_hash(&t));
@@ -279,8 +298,9 @@ pub async fn revision_text(
         return Err(SyncError::BadHash(sha256.chars().take(80).collect()));
     }
     let state = SyncState::load(project)?;
-    let id =
-        remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
+    let id = find_remote_id(project, &state, gateway)
+        .await?
+        .ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
     Ok(gateway.text(&id, sha256).await?)
 }
 

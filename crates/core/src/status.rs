@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use idse_protocol::Stage;
+use idse_protocol::{content_hash, Stage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -53,6 +53,7 @@ pub fn project_status(
             Some(hashes) => with_remote(
                 local,
                 sync.base_hash(&session, stage),
+                text.as_deref().map(content_hash).as_deref(),
                 hashes.get(stage.artifact_key()).map(String::as_str),
             ),
             None => local,

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::gateway::{Gateway, GatewayError, PushAnswer};
 use crate::merge::{merge3, MergeOptions};
+use crate::templates;
 use crate::workspace::{read_optional, write_file, Project, WorkspaceError};
 
 /// Why a sync step failed.
@@ -25,6 +26,8 @@ pub enum SyncError {
     Gateway(#[from] GatewayError),
     #[error("project `{0}` was never pushed, so the gateway does not know it yet; run `idse sync push` first")]
     NeverPushed(String),
+    #[error("the gateway holds {} projects named `{project}` ({}) and this copy was never synced with one of them; fetch the one you mean into another folder with `idse sync fetch ID`", .ids.len(), .ids.join(", "))]
+    SameName { project: String, ids: Vec<String> },
     #[error("project `{project}` has unresolved conflicts in {stages}; settle them with `idse sync resolve STAGE --take local|remote|FILE` first")]
     Unresolved { project: String, stages: String },
     #[error("{stage} of project `{project}` has no conflict to resolve")]
@@ -225,8 +228,18 @@ pub fn local_status(
     }
 }
 
-/// Adds what the gateway holds (`remote_hash`) to a local status.
-pub fn with_remote(local: SyncStatus, base: Option<&str>, remote_hash: Option<&str>) -> SyncStatus {
+/// Adds what the gateway holds (`remote_hash`) to a local status; `local_hash` is the file's.
+pub fn with_remote(
+    local: SyncStatus,
+    base: Option<&str>,
+    local_hash: Option<&str>,
+    remote_hash: Option<&str>,
+) -> SyncStatus {
+    // Never synced from here, but already the gateway's text (a teammate's copy of the files):
+    // a pull only records it.
+    if local == SyncStatus::NeverPushed && local_hash.is_some() && local_hash == remote_hash {
+        return SyncStatus::InSync;
+    }
     let remote_moved = match (base, remote_hash) {
         (_, None) => false,
         (None, Some(_)) => true,
@@ -245,6 +258,35 @@ pub fn remote_id(project: &Project, state: &SyncState) -> Result<Option<String>,
     match state.project_id() {
         Some(id) => Ok(Some(id.to_owned())),
         None => project.remote_id(),
+    }
+}
+
+/// The remote project id, as [`remote_id`]; for a project this copy never synced, that of the
+/// gateway's project of the same name, where a push by name goes. So a teammate who ran
+/// `idse init` with the team's project name can pull the team's texts instead of being told to
+/// push first, and then refused because those texts are not theirs.
+pub async fn find_remote_id(
+    project: &Project,
+    state: &SyncState,
+    gateway: &Gateway,
+) -> Result<Option<String>, SyncError> {
+    if let Some(id) = remote_id(project, state)? {
+        return Ok(Some(id));
+    }
+    let listed = gateway.projects().await?;
+    let mut ids: Vec<String> = listed
+        .projects
+        .into_iter()
+        .filter(|p| p.name == project.name)
+        .map(|p| p.id)
+        .collect();
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.pop()),
+        _ => Err(SyncError::SameName {
+            project: project.name.clone(),
+            ids,
+        }),
     }
 }
 
@@ -424,6 +466,7 @@ enum PullStep {
 
 fn pull_step(
     state: &SyncState,
+    project: &Project,
     session: &str,
     stage: Stage,
     local: Option<&str>,
@@ -432,6 +475,9 @@ fn pull_step(
     let r_hash = content_hash(remote);
     let l_hash = local.map(content_hash);
     let b_hash = state.base_hash(session, stage);
+    // Never synced, and still the template `idse init` wrote: no one's edit to keep.
+    let untouched =
+        b_hash.is_none() && local.is_some_and(|l| l == templates::template(stage, &project.name));
     if state.conflict(session, stage).is_some() {
         PullStep::Conflicted
     } else if l_hash.as_deref() == Some(r_hash.as_str()) {
@@ -442,7 +488,7 @@ fn pull_step(
         }
     } else if b_hash == Some(r_hash.as_str()) {
         PullStep::LocalKept
-    } else if l_hash.is_none() || l_hash.as_deref() == b_hash {
+    } else if l_hash.is_none() || l_hash.as_deref() == b_hash || untouched {
         PullStep::TakeRemote
     } else {
         PullStep::Merge
@@ -458,8 +504,9 @@ pub async fn pull(
 ) -> Result<PullReport, SyncError> {
     let session = project.active_session()?;
     let mut state = SyncState::load(project)?;
-    let id =
-        remote_id(project, &state)?.ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
+    let id = find_remote_id(project, &state, gateway)
+        .await?
+        .ok_or_else(|| SyncError::NeverPushed(project.name.clone()))?;
     let remote = gateway.pull(&id, Some(&session)).await?;
     let mut report = PullReport {
         project: project.name.clone(),
@@ -471,7 +518,7 @@ pub async fn pull(
             continue;
         };
         let local = project.read_stage(&session, stage)?;
-        let outcome = match pull_step(&state, &session, stage, local.as_deref(), r) {
+        let outcome = match pull_step(&state, project, &session, stage, local.as_deref(), r) {
             PullStep::Conflicted => {
                 if state
                     .conflict(&session, stage)
@@ -726,7 +773,7 @@ pub fn preview_pull(
             continue;
         };
         let local = project.read_stage(&session, stage)?;
-        let outcome = match pull_step(&state, &session, stage, local.as_deref(), r) {
+        let outcome = match pull_step(&state, project, &session, stage, local.as_deref(), r) {
             PullStep::Conflicted => PullOutcome::Conflict,
             PullStep::Unchanged => PullOutcome::Unchanged,
             PullStep::Agreed => PullOutcome::Agreed,

@@ -96,6 +96,10 @@ impl From<SyncError> for CommandError {
                 "never_pushed",
                 format!("{project} was never pushed, so there is nothing to pull yet; push it first."),
             ),
+            SyncError::NotOnGateway(project) => Self::new(
+                "project_not_found",
+                format!("The gateway has no project named {project}; pick one from its project list."),
+            ),
             SyncError::SameName { project, ids } => Self::new(
                 "ambiguous_project",
                 format!("The gateway holds {} projects named {project}, and this folder was never synced with one of them; fetch the one you mean from the gateway's project list into another folder.", ids.len()),

@@ -114,7 +114,8 @@ enum SyncCommand {
     Status,
     /// Bring a project that exists only on the gateway into this folder, in sync.
     Fetch {
-        /// The project's id on the gateway (`idse projects` lists them).
+        /// The project's name or id on the gateway (`idse projects` lists them).
+        #[arg(value_name = "PROJECT")]
         project_id: String,
     },
     /// End a conflict by taking the local file, the remote text, or a file of yours.
@@ -453,7 +454,11 @@ async fn fetch(ctx: &Ctx, project_id: &str) -> anyhow::Result<u8> {
     let ws = Workspace::discover(&root).ok();
     let gateway = ctx.gateway(ws.as_ref())?;
     let root = ws.map_or(root, |w| w.root().to_owned());
-    let project = sync::fetch_project(&root, &gateway, project_id, Utc::now())
+    let fetched = async {
+        let id = sync::gateway_project(&gateway, project_id).await?;
+        sync::fetch_project(&root, &gateway, &id, Utc::now()).await
+    };
+    let project = fetched
         .await
         .with_context(|| format!("while fetching project {project_id}"))?;
     ctx.print(

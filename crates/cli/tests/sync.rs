@@ -312,6 +312,23 @@ async fn a_copy_made_with_init_pulls_the_teams_project_by_its_name() {
     let never = idse(&c, &gw.url, &["sync", "pull"]).await;
     assert_eq!(never.code, 2, "{}{}", never.stdout, never.stderr);
     assert!(never.stderr.contains("never pushed"), "{}", never.stderr);
+
+    // `fetch` takes the project's name as well as its id.
+    let d = tmp.path().join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    let fetched = idse(&d, &gw.url, &["sync", "fetch", "demo"]).await;
+    assert_eq!(fetched.code, 0, "{}{}", fetched.stdout, fetched.stderr);
+    assert_eq!(
+        std::fs::read_to_string(stage_file(&d, "intents/intent.md")).unwrap(),
+        mine
+    );
+    let unknown = idse(&d, &gw.url, &["sync", "fetch", "nothing-here"]).await;
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no project named `nothing-here`"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

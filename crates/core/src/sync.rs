@@ -26,8 +26,10 @@ pub enum SyncError {
     Gateway(#[from] GatewayError),
     #[error("project `{0}` was never pushed, so the gateway does not know it yet; run `idse sync push` first")]
     NeverPushed(String),
-    #[error("the gateway holds {} projects named `{project}` ({}) and this copy was never synced with one of them; fetch the one you mean into another folder with `idse sync fetch ID`", .ids.len(), .ids.join(", "))]
+    #[error("the gateway holds {} projects named `{project}` ({}); fetch the one you mean by its id with `idse sync fetch ID`, in a folder without a project of that name", .ids.len(), .ids.join(", "))]
     SameName { project: String, ids: Vec<String> },
+    #[error("the gateway has no project named `{0}` nor with that id; `idse projects` lists those it has")]
+    NotOnGateway(String),
     #[error("project `{project}` has unresolved conflicts in {stages}; settle them with `idse sync resolve STAGE --take local|remote|FILE` first")]
     Unresolved { project: String, stages: String },
     #[error("{stage} of project `{project}` has no conflict to resolve")]
@@ -273,18 +275,29 @@ pub async fn find_remote_id(
     if let Some(id) = remote_id(project, state)? {
         return Ok(Some(id));
     }
-    let listed = gateway.projects().await?;
+    match gateway_project(gateway, &project.name).await {
+        Ok(id) => Ok(Some(id)),
+        Err(SyncError::NotOnGateway(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The id of the gateway's project with this id or, failing that, this name.
+pub async fn gateway_project(gateway: &Gateway, id_or_name: &str) -> Result<String, SyncError> {
+    let listed = gateway.projects().await?.projects;
+    if listed.iter().any(|p| p.id == id_or_name) {
+        return Ok(id_or_name.to_owned());
+    }
     let mut ids: Vec<String> = listed
-        .projects
         .into_iter()
-        .filter(|p| p.name == project.name)
+        .filter(|p| p.name == id_or_name)
         .map(|p| p.id)
         .collect();
     match ids.len() {
-        0 => Ok(None),
-        1 => Ok(ids.pop()),
+        0 => Err(SyncError::NotOnGateway(id_or_name.to_owned())),
+        1 => Ok(ids.remove(0)),
         _ => Err(SyncError::SameName {
-            project: project.name.clone(),
+            project: id_or_name.to_owned(),
             ids,
         }),
     }

@@ -160,17 +160,22 @@ impl Ctx {
 
     /// The project named by --project, the only one, or the one the current folder is in.
     fn project(&self, ws: &Workspace) -> anyhow::Result<Project> {
-        if self.cli.project.is_none() {
-            let start = self.start_dir();
-            if let Some(p) = ws
-                .projects()?
-                .into_iter()
-                .find(|p| start.starts_with(&p.dir))
-            {
-                return Ok(p);
-            }
+        if let Some(p) = self.project_here(ws)? {
+            return Ok(p);
         }
         Ok(ws.project(self.cli.project.as_deref())?)
+    }
+
+    /// Without --project, the project whose folder the command was started in.
+    fn project_here(&self, ws: &Workspace) -> anyhow::Result<Option<Project>> {
+        if self.cli.project.is_some() {
+            return Ok(None);
+        }
+        let start = self.start_dir();
+        Ok(ws
+            .projects()?
+            .into_iter()
+            .find(|p| start.starts_with(&p.dir)))
     }
 
     fn projects(&self, ws: &Workspace, all: bool) -> anyhow::Result<Vec<Project>> {
@@ -373,10 +378,11 @@ fn render_rows(v: &Value) -> String {
 
 fn status(ctx: &Ctx) -> anyhow::Result<u8> {
     let ws = ctx.workspace()?;
-    let projects = if ctx.cli.project.is_none() && ws.projects()?.len() > 1 {
-        ws.projects()?
-    } else {
-        vec![ctx.project(&ws)?]
+    // Inside a project's folder, that project; at the top of a workspace of several, all.
+    let projects = match ctx.project_here(&ws)? {
+        Some(here) => vec![here],
+        None if ctx.cli.project.is_none() && ws.projects()?.len() > 1 => ws.projects()?,
+        None => vec![ctx.project(&ws)?],
     };
     let rows: Vec<Value> = projects
         .iter()

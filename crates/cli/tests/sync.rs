@@ -456,6 +456,41 @@ async fn offline_is_normal() {
     );
 }
 
+/// `status` in a workspace of several projects: all of them at its top, the one whose folder it
+/// is started in (before, it listed them all there too), or the one `--project` names.
+#[tokio::test]
+async fn status_shows_the_project_whose_folder_it_runs_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let nowhere = "http://127.0.0.1:9";
+    for name in ["demo", "second"] {
+        assert_eq!(idse(ws, nowhere, &["init", name]).await.code, 0);
+    }
+    let names = |out: Out| -> Vec<String> {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["project"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(idse(ws, nowhere, &["status", "--json"]).await),
+        ["demo", "second"]
+    );
+    let inside = ws.join(".idse/projects/second/sessions");
+    assert_eq!(
+        names(idse(&inside, nowhere, &["status", "--json"]).await),
+        ["second"]
+    );
+    assert_eq!(
+        names(idse(&inside, nowhere, &["--project", "demo", "status", "--json"]).await),
+        ["demo"]
+    );
+}
+
 #[tokio::test]
 async fn merge_file_follows_git_merge_file() {
     let tmp = tempfile::tempdir().unwrap();

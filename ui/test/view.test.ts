@@ -42,11 +42,13 @@ describe("project row", () => {
     (row.querySelector('.stage[data-stage="spec"]') as HTMLElement).click();
     expect(open).toHaveBeenCalledWith(p, expect.objectContaining({ stage: "spec" }));
   });
-  it("disables buttons while busy, and Pull until the project was pushed", () => {
+  it("disables buttons while busy; a project never synced here can pull the gateway's of its name", () => {
     const busy = projectRow(project("a"), undefined, { busy: "Pushing…", result: null }, { push() {}, pull() {}, preview() {}, open() {} }, new Date());
     expect((busy.querySelector(".act-push") as HTMLButtonElement).disabled).toBe(true);
     const fresh = projectRow(project("b", { project_id: null, badge: "never_pushed" }), undefined, { busy: null, result: null }, { push() {}, pull() {}, preview() {}, open() {} }, new Date());
-    expect((fresh.querySelector(".act-pull") as HTMLButtonElement).disabled).toBe(true);
+    const pull = fresh.querySelector(".act-pull") as HTMLButtonElement;
+    expect(pull.disabled).toBe(false);
+    expect(pull.title).toContain("same name");
     expect((fresh.querySelector(".act-push") as HTMLButtonElement).disabled).toBe(false);
   });
 });

@@ -43,7 +43,7 @@ export function projectRow(
       ),
       h("div", { class: "project-actions" },
         h("button", { class: "ghost", disabled: busy, onclick: () => actions.preview(p), title: "See what a push or pull would change" }, "Preview"),
-        h("button", { class: "act-pull", disabled: busy || !p.project_id, onclick: () => actions.pull(p), title: p.project_id ? "Bring the gateway's changes here" : "Push first: the gateway does not know this project" }, "Pull"),
+        h("button", { class: "act-pull", disabled: busy, onclick: () => actions.pull(p), title: p.project_id ? "Bring the gateway's changes here" : "Bring the gateway's project of the same name here, if it has one" }, "Pull"),
         h("button", { class: "act-push primary", disabled: busy, onclick: () => actions.push(p) }, "Push"),
       ),
     ),

@@ -327,6 +327,40 @@ fn paths_outside_the_added_folders_are_refused_by_name() {
     );
 }
 
+/// A project made here under the name of a team's project on the gateway, never synced: Pull
+/// brings the team's texts (a stage still as `idse init` wrote it takes them) and links the
+/// two, so the project leaves the gateway-only list. Before, Pull was disabled ("push first")
+/// and the push was refused, as the gateway's texts were newer.
+#[test]
+fn a_project_made_here_under_a_teams_name_pulls_the_teams_project() {
+    let h = harness();
+    let team = h.repo("team", &["shared"]);
+    let theirs = Workspace::at(&team).project(Some("shared")).unwrap();
+    std::fs::write(spec_path(&team, "shared"), SPEC).unwrap();
+    h.push_outside(&theirs);
+    let mine = h.repo("mine", &["shared"]);
+    h.ok("add_folders", json!({"paths": [mine]}));
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(card(&board, "shared")["badge"], "never_pushed");
+    assert_eq!(board["remote_only"][0]["name"], "shared");
+
+    let pulled = h.ok("pull", json!({"dir": dir_of(&mine, "shared")}));
+    assert!(
+        pulled["stages"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["spec", "updated"])),
+        "{pulled}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(spec_path(&mine, "shared")).unwrap(),
+        SPEC
+    );
+    let board = h.ok("dashboard", json!({}));
+    assert_eq!(card(&board, "shared")["badge"], "in_sync");
+    assert!(board["remote_only"].as_array().unwrap().is_empty());
+}
+
 #[test]
 fn projects_only_on_the_gateway_can_be_pulled_into_a_folder() {
     let h = harness();

@@ -73,6 +73,7 @@ pub fn run() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(idse_gateway::colour_logs())
         .with_writer(std::io::stderr)
         .init();
     if cpu_rendering {

@@ -48,6 +48,13 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Whether log lines written to stderr get ANSI colours: only on a terminal, and not with
+/// `NO_COLOR` set. Into a file, a pipe or the journal they would land as escape codes.
+pub fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// The gateway's routes with authentication, request ids, tracing, body limits and panic
 /// recovery.
 pub fn app(store: Arc<dyn Store>, limits: Limits, auth: AuthMode) -> Router {

@@ -365,6 +365,7 @@ async fn serve(args: Args, database: String) -> anyhow::Result<()> {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(idse_gateway::colour_logs())
         .with_writer(std::io::stderr);
     if args.log_json {
         logs.json().init();

@@ -171,3 +171,31 @@ async fn the_log_names_each_request_and_keeps_texts_and_tokens_out() {
     assert!(!text.contains(&token), "a token is logged");
     assert!(!text.contains(&made), "a token is logged");
 }
+
+/// The text log (the default) written to a file, as `2> FILE`, a container runtime or the
+/// journal take it: plain text. Before, every line carried colour escape codes there too.
+#[tokio::test]
+async fn the_text_log_in_a_file_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.log");
+    let mut command = common::gateway_command(&dir.path().join("g.sqlite3"), &[]);
+    command
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stderr(std::fs::File::create(&path).unwrap());
+    let (mut child, url) = common::start(command).await;
+    let (code, answer) = common::answer(
+        reqwest::Client::new()
+            .post(format!("{url}/sync/push"))
+            .json(&json!({"project_name": "plain", "artifacts": {"intent_md": "# Intent\n"}})),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    child.kill().await.unwrap();
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        log.contains(" INFO ") && log.contains("push accepted"),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}

@@ -172,23 +172,23 @@ pub async fn stage_document(
     let local = project.read_stage(&session, stage)?;
     let text = local.clone().unwrap_or_default();
     let base = state.base_text(&session, stage)?;
-    // Offline the view still opens: the id this copy recorded, and a note for the remote.
-    let (id, unreachable) = match find_remote_id(project, &state, gateway).await {
+    // With no id recorded here the gateway is asked for one by name; when that fails the view
+    // still opens, with a note. (With one recorded, nothing is asked and nothing can fail.)
+    let (id, lookup) = match find_remote_id(project, &state, gateway).await {
         Ok(id) => (id, None),
-        Err(e) => (remote_id(project, &state)?, Some(e)),
+        Err(e @ SyncError::Workspace(_)) => return Err(e),
+        Err(e) => (None, Some(e)),
     };
-    let (remote, remote_note) = match &id {
-        None => match unreachable {
-            Some(e) => (
-                None,
-                Some(format!("The remote text is not available: {e}.")),
-            ),
-            None => (
-                None,
-                Some("This project was never pushed, so the gateway has no copy yet.".to_owned()),
-            ),
-        },
-        Some(id) => match gateway.pull(id, Some(&session)).await {
+    let (remote, remote_note) = match (&id, lookup) {
+        (_, Some(e)) => (
+            None,
+            Some(format!("The remote text is not available: {e}.")),
+        ),
+        (None, None) => (
+            None,
+            Some("This project was never pushed, so the gateway has no copy yet.".to_owned()),
+        ),
+        (Some(id), None) => match gateway.pull(id, Some(&session)).await {
             Ok(r) => match r.artifacts.get(stage.artifact_key()) {
                 Some(t) => (Some(t.clone()), None),
                 None => (

@@ -112,6 +112,15 @@ impl Harness {
         .unwrap();
     }
 
+    /// A teammate's repository `repo` with project `name`, its spec written and pushed from
+    /// outside the app; not one of the app's folders.
+    fn pushed_elsewhere(&self, repo: &str, name: &str) {
+        let root = self.repo(repo, &[name]);
+        let project = Workspace::at(&root).project(Some(name)).unwrap();
+        std::fs::write(spec_path(&root, name), SPEC).unwrap();
+        self.push_outside(&project);
+    }
+
     fn pull_outside(&self, project: &Project) {
         tauri::async_runtime::block_on(idse_core::sync::pull(
             project,
@@ -334,10 +343,7 @@ fn paths_outside_the_added_folders_are_refused_by_name() {
 #[test]
 fn a_project_made_here_under_a_teams_name_pulls_the_teams_project() {
     let h = harness();
-    let team = h.repo("team", &["shared"]);
-    let theirs = Workspace::at(&team).project(Some("shared")).unwrap();
-    std::fs::write(spec_path(&team, "shared"), SPEC).unwrap();
-    h.push_outside(&theirs);
+    h.pushed_elsewhere("team", "shared");
     let mine = h.repo("mine", &["shared"]);
     h.ok("add_folders", json!({"paths": [mine]}));
     let board = h.ok("dashboard", json!({}));
@@ -364,10 +370,7 @@ fn a_project_made_here_under_a_teams_name_pulls_the_teams_project() {
 #[test]
 fn projects_only_on_the_gateway_can_be_pulled_into_a_folder() {
     let h = harness();
-    let source = h.repo("source", &["remote-only"]);
-    let p = Workspace::at(&source).project(Some("remote-only")).unwrap();
-    std::fs::write(spec_path(&source, "remote-only"), SPEC).unwrap();
-    h.push_outside(&p);
+    h.pushed_elsewhere("source", "remote-only");
     let board = h.ok("dashboard", json!({}));
     let listed = &board["remote_only"][0];
     assert_eq!(listed["name"], "remote-only");

@@ -17,7 +17,9 @@
 //! durable push costs on that machine that day. With IDSE_TEST_POSTGRES_SOCKET_URL set too
 //! (`bash scripts/postgres.sh --socket`), Postgres is measured a second time over its Unix
 //! socket, as a gateway on the database's machine would reach it. The gateway logs at its
-//! default level, as a team runs it (`IDSE_BENCH_LOG=warn` sets `RUST_LOG` for it).
+//! default level, as a team runs it (`IDSE_BENCH_LOG=warn` sets `RUST_LOG` for it). The first
+//! and last rows (`machine`) time fixed CPU work and a wake-up round trip between two threads,
+//! neither with the gateway, so each run shows the state of the machine it ran on.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Stdio;
@@ -405,6 +407,54 @@ async fn commit_floor(url: &str, count: usize) -> Figures {
     Figures::of(all, started.elapsed())
 }
 
+/// The machine's own jitter, without the gateway, a store or the network stack, `count` times
+/// each: the same fixed CPU work (SHA-256 of one 10 KiB text, forty times: about 0.25 ms here),
+/// and a wake-up round trip (one byte to a thread asleep in `read` on a Unix socket pair, and
+/// back). Every request of the other rows waits on wake-ups like these, across three processes.
+fn machine_floors(count: usize) -> (Figures, Figures) {
+    use std::io::{Read, Write};
+    let text = text("spec_md", 98, 0);
+    let started = Instant::now();
+    let work = (0..count)
+        .map(|_| {
+            let at = Instant::now();
+            for _ in 0..40 {
+                std::hint::black_box(content_hash(std::hint::black_box(&text)));
+            }
+            at.elapsed()
+        })
+        .collect();
+    let work = Figures::of(work, started.elapsed());
+    let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut byte = [0u8];
+        while theirs.read_exact(&mut byte).is_ok() && theirs.write_all(&byte).is_ok() {}
+    });
+    let mut byte = [0u8];
+    let started = Instant::now();
+    let trips = (0..count)
+        .map(|_| {
+            let at = Instant::now();
+            ours.write_all(&byte).unwrap();
+            ours.read_exact(&mut byte).unwrap();
+            at.elapsed()
+        })
+        .collect();
+    let trips = Figures::of(trips, started.elapsed());
+    drop(ours);
+    echo.join().unwrap();
+    (work, trips)
+}
+
+/// Prints the rows of [`machine_floors`] (`IDSE_BENCH_OPS=machine` asks for them alone).
+fn print_machine_floors(count: usize, when: &str) {
+    if wanted("machine") {
+        let (work, trips) = machine_floors(count);
+        work.print("machine", &format!("fixed CPU work, {when}"), 1);
+        trips.print("machine", &format!("wake-up round trip, {when}"), 1);
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -505,6 +555,7 @@ async fn main() {
     );
     println!("| store | operation | clients | p50 ms | p99 ms | req/s |");
     println!("|---|---|---|---|---|---|");
+    print_machine_floors(n(2000), "start");
     let floor_too = floor_url.is_some()
         && stores
             .iter()
@@ -566,4 +617,5 @@ async fn main() {
         // as in alternated comparisons), taking CPU from it.
         idse_store::testing::drop_postgres_database(&url).await;
     }
+    print_machine_floors(n(2000), "end");
 }

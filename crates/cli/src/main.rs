@@ -160,22 +160,19 @@ impl Ctx {
 
     /// The project named by --project, the only one, or the one the current folder is in.
     fn project(&self, ws: &Workspace) -> anyhow::Result<Project> {
-        if let Some(p) = self.project_here(ws)? {
-            return Ok(p);
+        if self.cli.project.is_none() {
+            if let Some(p) = self.project_here(&ws.projects()?) {
+                return Ok(p);
+            }
         }
         Ok(ws.project(self.cli.project.as_deref())?)
     }
 
-    /// Without --project, the project whose folder the command was started in.
-    fn project_here(&self, ws: &Workspace) -> anyhow::Result<Option<Project>> {
-        if self.cli.project.is_some() {
-            return Ok(None);
-        }
+    /// Of `projects`, the one whose folder the command was started in (for when --project
+    /// names none).
+    fn project_here(&self, projects: &[Project]) -> Option<Project> {
         let start = self.start_dir();
-        Ok(ws
-            .projects()?
-            .into_iter()
-            .find(|p| start.starts_with(&p.dir)))
+        projects.iter().find(|p| start.starts_with(&p.dir)).cloned()
     }
 
     fn projects(&self, ws: &Workspace, all: bool) -> anyhow::Result<Vec<Project>> {
@@ -378,11 +375,17 @@ fn render_rows(v: &Value) -> String {
 
 fn status(ctx: &Ctx) -> anyhow::Result<u8> {
     let ws = ctx.workspace()?;
-    // Inside a project's folder, that project; at the top of a workspace of several, all.
-    let projects = match ctx.project_here(&ws)? {
-        Some(here) => vec![here],
-        None if ctx.cli.project.is_none() && ws.projects()?.len() > 1 => ws.projects()?,
-        None => vec![ctx.project(&ws)?],
+    let projects = if ctx.cli.project.is_some() {
+        vec![ctx.project(&ws)?]
+    } else {
+        // Inside a project's folder, that project; at the top of a workspace of several, all.
+        // One listing of the workspace serves all three cases.
+        let all = ws.projects()?;
+        match ctx.project_here(&all) {
+            Some(here) => vec![here],
+            None if all.len() > 1 => all,
+            None => vec![ws.project(None)?],
+        }
     };
     let rows: Vec<Value> = projects
         .iter()
